@@ -1,0 +1,175 @@
+"""Items <-> Jina DataRequest messages, and ndarray (de)serialisation. Pure functions, no I/O.
+
+Requests are built as protobuf messages and serialised to bytes; responses are parsed from bytes. The
+embedding bytes are read zero-copy with ``numpy.frombuffer`` after their dtype and shape are checked
+against the buffer's length; anything that does not fit is a :class:`~aclip.ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterable, List, Mapping, Optional, Sequence
+
+import numpy as np
+from google.protobuf.message import DecodeError
+from google.protobuf.struct_pb2 import Struct
+
+from ._errors import InputError, ProtocolError
+from ._inputs import Item, Kind
+from ._pb.docarray_pb2 import DocumentProto, NdArrayProto
+from ._pb.jina_pb2 import DataRequestProto, StatusProto
+
+__all__ = [
+    "DataRequestProto",
+    "DocumentProto",
+    "ExecutorFailure",
+    "build_request",
+    "decode_ndarray",
+    "encode_ndarray",
+    "executor_failure",
+    "parameters_struct",
+    "parse_response",
+]
+
+_NUMERIC_KINDS = frozenset("biuf")
+
+
+def parameters_struct(parameters: Optional[Mapping[str, Any]]) -> Optional[Struct]:
+    """A caller's ``parameters`` dict as a protobuf Struct (numbers become floats, as on the real wire).
+
+    The caller's dict is only read, never changed.
+    """
+    if not parameters:
+        return None
+    struct = Struct()
+    for key, value in parameters.items():
+        if not isinstance(key, str):
+            raise InputError(f"parameters keys must be str, got {key!r}")
+        try:
+            struct.update({key: value})
+        except (ValueError, TypeError) as err:
+            raise InputError(
+                f"parameters[{key!r}] = {value!r} cannot be sent: values must be JSON-like "
+                "(str, number, bool, None, list, dict)"
+            ) from err
+    return struct
+
+
+def encode_ndarray(array: np.ndarray, target: NdArrayProto) -> None:
+    """Write ``array`` into ``target`` as a dense C-order buffer with shape and numpy dtype string."""
+    dense = target.dense
+    dense.buffer = np.ascontiguousarray(array).tobytes()
+    dense.shape.extend(array.shape)
+    dense.dtype = array.dtype.str
+    target.cls_name = "numpy"
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype(name: str) -> np.dtype[Any]:
+    try:
+        dtype = np.dtype(name)
+    except TypeError:
+        raise ProtocolError(f"the server sent an array of unknown dtype {name!r}") from None
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise ProtocolError(f"the server sent an array of non-numeric dtype {name!r}")
+    return dtype
+
+
+def decode_ndarray(proto: NdArrayProto, *, what: str) -> np.ndarray:
+    """A read-only view on the message's array bytes, after checking dtype and shape against its length.
+
+    ``what`` names the array in error messages (e.g. ``"the embedding of document 3"``).
+    """
+    content = proto.WhichOneof("content")
+    if content != "dense":
+        raise ProtocolError(f"{what} is a {content or 'empty'} array; only dense arrays are supported")
+    dense = proto.dense
+    dtype = _dtype(dense.dtype or "<f4")
+    shape = tuple(dense.shape)
+    buffer = dense.buffer
+    expected = dtype.itemsize
+    for size in shape:
+        expected *= size
+    if expected != len(buffer):
+        raise ProtocolError(
+            f"{what} does not fit its header: shape {list(shape)} of {dtype.str} needs {expected} bytes, "
+            f"the buffer has {len(buffer)}"
+        )
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
+def build_request(
+    *,
+    request_id: str,
+    endpoint: str,
+    parameters: Optional[Struct],
+    items: Sequence[Item],
+    ids: Iterable[str],
+) -> bytes:
+    """Serialise one batch as a DataRequest: header (request id, endpoint), parameters, documents."""
+    request = DataRequestProto()
+    header = request.header
+    header.request_id = request_id
+    header.exec_endpoint = endpoint
+    if parameters is not None:
+        request.parameters.CopyFrom(parameters)
+    docs = request.data.docs.docs
+    for item, doc_id in zip(items, ids):
+        doc = docs.add()
+        doc.id = doc_id
+        kind = item.kind
+        if kind == Kind.TEXT:
+            doc.text = item.payload  # type: ignore[assignment]
+        elif kind == Kind.BLOB:
+            doc.blob = item.payload  # type: ignore[assignment]
+        elif kind == Kind.TENSOR:
+            encode_ndarray(item.payload, doc.tensor)  # type: ignore[arg-type]
+        elif kind in (Kind.LOCAL_FILE, Kind.DATA_URI):
+            raise AssertionError("load_batch() must run before build_request()")
+        if item.uri:
+            doc.uri = item.uri
+        if item.mime_type:
+            doc.mime_type = item.mime_type
+        if item.tags:
+            try:
+                doc.tags.update(item.tags)
+            except (ValueError, TypeError) as err:
+                raise InputError(f"Document.tags of id {doc_id!r} must be JSON-like: {err}") from err
+    return request.SerializeToString()
+
+
+def parse_response(data: bytes) -> DataRequestProto:
+    """Parse a serialised DataRequest answer; undecodable bytes are a ProtocolError."""
+    try:
+        response = DataRequestProto.FromString(data)
+    except DecodeError as err:
+        raise ProtocolError(f"the server sent a message that is not a DataRequest ({len(data)} bytes): {err}") from err
+    if response.data.WhichOneof("documents") == "docs_bytes":
+        raise ProtocolError("the server sent its documents as docs_bytes, which aclip does not read")
+    return response
+
+
+class ExecutorFailure:
+    """What a response's ``header.status`` says when an executor raised."""
+
+    __slots__ = ("description", "executor", "name")
+
+    def __init__(self, name: str, description: str, executor: str) -> None:
+        self.name = name
+        self.description = description
+        self.executor = executor
+
+
+def executor_failure(response: DataRequestProto) -> Optional[ExecutorFailure]:
+    """None when the response reports success, else the executor's exception name, message and executor."""
+    status = response.header.status
+    if status.code != StatusProto.ERROR:
+        return None
+    exception = status.exception
+    description = status.description or "; ".join(exception.args)
+    return ExecutorFailure(exception.name, description, exception.executor)
+
+
+def response_documents(response: DataRequestProto) -> List[DocumentProto]:
+    """The response's documents as a list (protobuf's repeated field, materialised once)."""
+    return list(response.data.docs.docs)

@@ -1,0 +1,98 @@
+"""aclip's own light Document, and the list-like container results come back in.
+
+No docarray: a Document is a plain dataclass with the fields a CLIP server reads and writes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+__all__ = ["Document", "DocumentList", "NamedScore"]
+
+
+def new_document_id() -> str:
+    """A random 32-character hex id, the form Jina gateways use."""
+    return os.urandom(16).hex()
+
+
+@dataclass
+class NamedScore:
+    """One score on a document, e.g. ``doc.scores["clip_score"].value`` after ``rank``."""
+
+    value: float = 0.0
+    op_name: str = ""
+    description: str = ""
+    ref_id: str = ""
+
+
+@dataclass(eq=False)
+class Document:
+    """One input or result: a sentence (``text``) or an image (``uri``, ``blob`` or ``tensor``).
+
+    A Document with ``text`` is a sentence, even when it also has a ``uri``. Otherwise ``uri`` (a file
+    path, an http(s) URL or a data URI), ``blob`` (encoded image bytes) or ``tensor`` (an array of
+    shape [H, W, C]) make it an image. After ``encode`` the same object carries ``embedding``.
+
+    Example::
+
+        docs = client.encode([Document(text="a cat"), Document(uri="cat.png")])
+        docs[1].embedding.shape   # (512,)
+    """
+
+    text: Optional[str] = None
+    uri: Optional[str] = None
+    blob: Optional[bytes] = None
+    tensor: Optional[np.ndarray] = None
+    mime_type: str = ""
+    id: str = field(default_factory=new_document_id)
+    embedding: Optional[np.ndarray] = None
+    matches: DocumentList = field(default_factory=lambda: DocumentList())
+    scores: Dict[str, NamedScore] = field(default_factory=dict)
+    tags: Dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        parts = [f"id={self.id!r}"]
+        if self.text is not None:
+            parts.append(f"text={_shorten(self.text)!r}")
+        if self.uri is not None:
+            parts.append(f"uri={_shorten(self.uri)!r}")
+        if self.blob is not None:
+            parts.append(f"blob=<{len(self.blob)} bytes>")
+        if self.tensor is not None:
+            parts.append(f"tensor=<{self.tensor.dtype} {list(self.tensor.shape)}>")
+        if self.mime_type:
+            parts.append(f"mime_type={self.mime_type!r}")
+        if self.embedding is not None:
+            parts.append(f"embedding=<{self.embedding.dtype} {list(self.embedding.shape)}>")
+        if self.matches:
+            parts.append(f"matches=<{len(self.matches)}>")
+        if self.scores:
+            parts.append(f"scores={sorted(self.scores)}")
+        if self.tags:
+            parts.append(f"tags={self.tags!r}")
+        return f"Document({', '.join(parts)})"
+
+
+class DocumentList(List[Document]):
+    """The list-like container of Documents that Documents-in calls return, in input order.
+
+    It is a ``list`` of :class:`Document`, so indexing, slicing, ``len`` and iteration work as usual.
+
+    Example::
+
+        docs = client.encode([Document(text="a"), Document(text="b")])
+        [d.embedding.shape for d in docs]   # [(512,), (512,)]
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"DocumentList(<{len(self)} documents>)"
+
+
+def _shorten(value: str, limit: int = 48) -> str:
+    return value if len(value) <= limit else value[: limit - 3] + "..."

@@ -1,0 +1,276 @@
+"""From what the caller passes to what the codec sends: input checks, auto-detection, lazy loading.
+
+A call's input is an iterable of ``str`` (each auto-detected as a sentence or an image) or of
+:class:`~aclip.Document`. Each item becomes an :class:`Item`: a sentence, image bytes, a tensor, or a
+uri that the server loads itself. Local files and data URIs are turned into bytes only when their batch
+is about to be sent (:func:`load_batch`, run in a worker thread), so memory holds at most the batches in
+flight, never the whole input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import itertools
+from typing import Any, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ._document import Document
+from ._errors import InputError, InputTypeError
+
+__all__ = [
+    "InputMode",
+    "Item",
+    "Kind",
+    "classify_document",
+    "classify_string",
+    "load_batch",
+    "needs_loading",
+    "peek_mode",
+]
+
+_IMAGE_MIME_BY_EXTENSION = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "jpe": "image/jpeg",
+    "jfif": "image/jpeg",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "webp": "image/webp",
+    "tif": "image/tiff",
+    "tiff": "image/tiff",
+    "ico": "image/vnd.microsoft.icon",
+    "avif": "image/avif",
+    "heic": "image/heic",
+    "heif": "image/heif",
+    "ppm": "image/x-portable-pixmap",
+    "pgm": "image/x-portable-graymap",
+    "pbm": "image/x-portable-bitmap",
+    "svg": "image/svg+xml",
+}
+_MAX_PATH_LENGTH = 4096
+_SHOWN_INPUT_LENGTH = 60
+
+
+class Kind(enum.IntEnum):
+    """What an input item is, as far as the wire is concerned."""
+
+    TEXT = 0  # payload: the sentence
+    BLOB = 1  # payload: encoded image bytes
+    TENSOR = 2  # payload: a C-contiguous ndarray [H, W, C]
+    REMOTE_URI = 3  # payload: None; the server loads ``uri`` itself
+    LOCAL_FILE = 4  # payload: the path; read by load_batch
+    DATA_URI = 5  # payload: the data URI; decoded by load_batch
+    EMPTY = 6  # payload: None; a document without content (the server returns no embedding)
+
+
+class Item(NamedTuple):
+    """One input item ready for the codec (after :func:`load_batch`, kind is never LOCAL_FILE/DATA_URI)."""
+
+    kind: Kind
+    payload: Union[str, bytes, np.ndarray, None]
+    uri: str
+    mime_type: str
+    tags: Optional[Mapping[str, Any]] = None
+
+
+class InputMode(enum.Enum):
+    """Strings in give an array out; Documents in give Documents out."""
+
+    STRINGS = "strings"
+    DOCUMENTS = "documents"
+
+
+def _shown(value: str) -> str:
+    """The value for an error message: long ones keep their start and their end (a file's name)."""
+    if len(value) > _SHOWN_INPUT_LENGTH:
+        value = value[:20] + "..." + value[-(_SHOWN_INPUT_LENGTH - 23) :]
+    return repr(value)
+
+
+def check_iterable(inputs: object, *, what: str = "inputs") -> None:
+    """Refuse a bare str/bytes or a non-iterable with a TypeError that shows the fix."""
+    if isinstance(inputs, (str, bytes)):
+        raise InputTypeError(
+            f"{what} must be an iterable of str or Document, not a single {type(inputs).__name__}; "
+            f"wrap it in a list: [{_shown(inputs) if isinstance(inputs, str) else '...'}]"
+        )
+    if isinstance(inputs, Document):
+        raise InputTypeError(f"{what} must be an iterable of Documents, not a single Document; wrap it in a list")
+    if not hasattr(inputs, "__iter__"):
+        raise InputTypeError(
+            f"{what} must be an iterable (list, tuple, generator) of str or Document, not {type(inputs).__name__}"
+        )
+
+
+def peek_mode(inputs: Iterable[Any]) -> Tuple[Optional[InputMode], Iterator[Any]]:
+    """Find the input mode from the first item; return it and an iterator over all items.
+
+    The mode is None for an empty input. The returned iterator yields the first item again.
+    """
+    check_iterable(inputs)
+    iterator = iter(inputs)
+    for first in iterator:
+        return mode_of(first, 0), itertools.chain((first,), iterator)
+    return None, iter(())
+
+
+def mode_of(item: object, position: int) -> InputMode:
+    """The input mode an item belongs to, or an InputTypeError naming its position."""
+    if isinstance(item, str):
+        return InputMode.STRINGS
+    if isinstance(item, Document):
+        return InputMode.DOCUMENTS
+    hint = "; wrap image bytes as Document(blob=...)" if isinstance(item, (bytes, bytearray)) else ""
+    raise InputTypeError(
+        f"input {position} is a {type(item).__name__}; every input must be a str or a Document{hint}",
+        position=position,
+    )
+
+
+def _image_mime_from_path(path: str) -> str:
+    """``"a/b.PNG"`` -> ``"image/png"``; ``""`` when the name does not end in an image extension."""
+    dot = path.rfind(".")
+    if dot < 0:
+        return ""
+    return _IMAGE_MIME_BY_EXTENSION.get(path[dot + 1 :].lower(), "")
+
+
+def _data_uri_media_type(uri: str) -> str:
+    header = uri[5 : uri.find(",")] if "," in uri else ""
+    return header.split(";", 1)[0].strip().lower()
+
+
+def _url_path(url: str) -> str:
+    end = len(url)
+    for mark in ("?", "#"):
+        cut = url.find(mark)
+        if cut >= 0:
+            end = min(end, cut)
+    return url[:end]
+
+
+def classify_string(value: str) -> Item:
+    """Auto-detect a string: an image (file path, http(s) URL, data URI of an image type) or a sentence.
+
+    - ``data:image/...`` is an image; any other data URI is a sentence.
+    - A single ``http://`` or ``https://`` URL is an image, which the server loads.
+    - A line that ends in an image file extension (``.png``, ``.jpg``, ...) is a local image file, read
+      when its batch is sent; ``file://`` is stripped.
+    - Anything else, ``""`` included, is a sentence.
+    """
+    if value.startswith("data:"):
+        media_type = _data_uri_media_type(value)
+        if media_type.startswith("image/"):
+            return Item(Kind.DATA_URI, value, "", media_type)
+        return Item(Kind.TEXT, value, "", "")
+    if value.startswith(("http://", "https://")) and not any(c.isspace() for c in value):
+        return Item(Kind.REMOTE_URI, None, value, _image_mime_from_path(_url_path(value)))
+    if "." in value and len(value) <= _MAX_PATH_LENGTH and "\n" not in value:
+        mime = _image_mime_from_path(value)
+        if mime:
+            path = value[7:] if value.startswith("file://") else value
+            return Item(Kind.LOCAL_FILE, path, value, mime)
+    return Item(Kind.TEXT, value, "", "")
+
+
+def classify_document(doc: Document, position: int) -> Item:
+    """Turn a Document into an Item: text wins over uri; then blob, tensor, uri; else no content."""
+    item = _document_content(doc, position)
+    return item._replace(tags=doc.tags) if doc.tags else item
+
+
+def _document_content(doc: Document, position: int) -> Item:
+    if doc.text is not None:
+        return Item(Kind.TEXT, doc.text, doc.uri or "", doc.mime_type)
+    if doc.blob is not None:
+        if not isinstance(doc.blob, (bytes, bytearray, memoryview)):
+            raise InputTypeError(
+                f"input {position}: Document.blob must be bytes, not {type(doc.blob).__name__}", position=position
+            )
+        return Item(Kind.BLOB, bytes(doc.blob), doc.uri or "", doc.mime_type)
+    if doc.tensor is not None:
+        return Item(Kind.TENSOR, _checked_tensor(doc.tensor, position), doc.uri or "", doc.mime_type)
+    uri = doc.uri
+    if uri:
+        if uri.startswith("data:"):
+            return Item(Kind.DATA_URI, uri, "", doc.mime_type or _data_uri_media_type(uri))
+        if "://" in uri and not uri.startswith("file://"):
+            return Item(Kind.REMOTE_URI, None, uri, doc.mime_type or _image_mime_from_path(_url_path(uri)))
+        path = uri[7:] if uri.startswith("file://") else uri
+        return Item(Kind.LOCAL_FILE, path, uri, doc.mime_type or _image_mime_from_path(path))
+    return Item(Kind.EMPTY, None, "", doc.mime_type)
+
+
+def _checked_tensor(tensor: object, position: int) -> np.ndarray:
+    array = np.asarray(tensor)
+    if array.ndim != 3:
+        raise InputError(
+            f"input {position}: Document.tensor must have shape [H, W, C], got shape {list(array.shape)}; "
+            "add a channel axis for a grey image (tensor[..., None])",
+            position=position,
+        )
+    if array.dtype.kind not in "biuf":
+        raise InputError(
+            f"input {position}: Document.tensor must hold numbers, got dtype {array.dtype}", position=position
+        )
+    return np.ascontiguousarray(array)
+
+
+def needs_loading(items: Sequence[Item]) -> bool:
+    """Whether a batch has items that :func:`load_batch` must read or decode (do that off the loop)."""
+    return any(item.kind in (Kind.LOCAL_FILE, Kind.DATA_URI) for item in items)
+
+
+def load_batch(items: List[Item], start: int) -> List[Item]:
+    """Read local files and decode data URIs of one batch; blocking, so run it in a worker thread.
+
+    ``start`` is the input position of ``items[0]``, for error messages.
+    """
+    return [
+        _load(item, start + offset) if item.kind in (Kind.LOCAL_FILE, Kind.DATA_URI) else item
+        for offset, item in enumerate(items)
+    ]
+
+
+def _load(item: Item, position: int) -> Item:
+    assert isinstance(item.payload, str)
+    if item.kind == Kind.DATA_URI:
+        return item._replace(kind=Kind.BLOB, payload=_decode_data_uri(item.payload, position))
+    path = item.payload
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise InputError(
+            f"input {position}: {_shown(path)} looks like an image file, but there is no such file; "
+            "fix the path, or pass Document(text=...) to send it as a sentence",
+            position=position,
+        ) from None
+    except IsADirectoryError:
+        raise InputError(
+            f"input {position}: {_shown(path)} is a directory, not an image file", position=position
+        ) from None
+    except OSError as err:
+        raise InputError(f"input {position}: cannot read image file {_shown(path)}: {err}", position=position) from err
+    return item._replace(kind=Kind.BLOB, payload=data)
+
+
+def _decode_data_uri(uri: str, position: int) -> bytes:
+    comma = uri.find(",")
+    if comma < 0:
+        raise InputError(f"input {position}: malformed data URI {_shown(uri)} (no comma)", position=position)
+    header, data = uri[5:comma], uri[comma + 1 :]
+    if header.endswith(";base64"):
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise InputError(
+                f"input {position}: the data URI {_shown(uri)} is not valid base64", position=position
+            ) from None
+    from urllib.parse import unquote_to_bytes
+
+    return unquote_to_bytes(data)
