@@ -1,0 +1,47 @@
+"""aclip: a fast, asyncio-first client for CLIP-as-service servers (gRPC, HTTP, WebSocket).
+
+Example::
+
+    from aclip import Client
+
+    with Client("grpc://127.0.0.1:51000") as client:
+        vectors = client.encode(["she smiled, with pain", "apple.png"])   # float32 [2, 512]
+
+Transports and their libraries (grpclib, aiohttp, protobuf) are imported when a client first needs them,
+so ``import aclip`` stays light.
+"""
+
+from ._client import AsyncClient
+from ._document import Document, DocumentList, NamedScore
+from ._errors import (
+    AclipError,
+    ClientClosedError,
+    ConnectError,
+    InputError,
+    InputTypeError,
+    MissingEmbeddingError,
+    ProtocolError,
+    ServerError,
+    TransportError,
+)
+from ._sync import Client
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AclipError",
+    "AsyncClient",
+    "Client",
+    "ClientClosedError",
+    "ConnectError",
+    "Document",
+    "DocumentList",
+    "InputError",
+    "InputTypeError",
+    "MissingEmbeddingError",
+    "NamedScore",
+    "ProtocolError",
+    "ServerError",
+    "TransportError",
+    "__version__",
+]

@@ -1,0 +1,10 @@
+"""Defaults, in one place."""
+
+#: Documents per request. Small batches overlap sending with the server's work; large ones cut overhead.
+DEFAULT_BATCH_SIZE = 8
+#: Requests in flight at once per call: memory holds about this many batches of inputs and answers.
+DEFAULT_PREFETCH = 100
+#: Seconds to wait for a connection to be established before failing with ConnectError.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+#: The environment variable read for an auth token when no ``credential`` is given.
+TOKEN_ENVIRONMENT_VARIABLE = "CLIP_AUTH_TOKEN"

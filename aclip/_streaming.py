@@ -1,0 +1,190 @@
+"""The duplex engine: batches go out while answers come in, at most ``prefetch`` requests in flight.
+
+Three tasks share one call:
+
+- the producer reads the caller's input, cuts it into batches of ``batch_size``, reads files and data
+  URIs of each batch in a worker thread, serialises the request, and hands it over through a memory
+  object stream with a buffer of one batch;
+- the sender takes a slot in the in-flight window, records the batch under its request id, and sends it;
+- the receiver reads answers in whatever order they come, finds their batch by request id (never by
+  document id), frees the window slot and gives batch and answer to the call's result handler.
+
+Memory is therefore bounded by (prefetch + 2) batches, whatever the length of the input. The first
+error in any task cancels the others and is raised to the caller as it is (not as an exception group).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._codec import DataRequestProto, DocumentProto, build_request, executor_failure, parse_response
+from ._errors import AclipError, ProtocolError, ServerError, TransportError
+from ._inputs import Item, load_batch, needs_loading
+from ._transports.base import DuplexStream, Transport
+
+if sys.version_info < (3, 11):  # pragma: no cover - exercised on older Pythons only
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["Batch", "BatchSource", "ResultHandler", "run_stream"]
+
+
+@dataclass
+class Batch:
+    """One request's worth of inputs: positions ``start .. start + len(items) - 1`` of the caller's input."""
+
+    seq: int
+    start: int
+    items: List[Item]
+    ids: List[str]
+    sources: Optional[List[Any]] = None  # the caller's Documents, in Documents mode
+    request_id: str = ""
+    frame: bytes = field(default=b"", repr=False)
+
+    @property
+    def positions(self) -> range:
+        return range(self.start, self.start + len(self.ids))
+
+
+#: Yields the batches of one call, in input order, with items classified but not yet loaded.
+BatchSource = Iterator[Batch]
+#: Called once per answered batch with the batch, the parsed answer and its documents.
+ResultHandler = Callable[[Batch, DataRequestProto, List[DocumentProto]], None]
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """What a call sends: the endpoint, its parameters and the in-flight window."""
+
+    endpoint: str
+    parameters: Any  # Optional[Struct]
+    prefetch: int
+
+
+async def run_stream(
+    transport: Transport,
+    batches: BatchSource,
+    settings: CallSettings,
+    handle: ResultHandler,
+) -> None:
+    """Stream every batch to the server and hand each answer to ``handle``; return when all are answered."""
+    call = _Call(batches, settings, handle)
+    try:
+        async with transport.open_stream() as stream, anyio.create_task_group() as tasks:
+            prepared_in, prepared_out = anyio.create_memory_object_stream[Batch](1)
+            tasks.start_soon(call.produce, prepared_in)
+            tasks.start_soon(call.send_all, stream, prepared_out)
+            await call.receive_all(stream)
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to show the caller: the first aclip error in the group, else its first leaf."""
+    leaves: List[BaseException] = []
+
+    def collect(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                collect(inner)
+        else:
+            leaves.append(error)
+
+    collect(group)
+    cancelled = anyio.get_cancelled_exc_class()
+    meaningful = [leaf for leaf in leaves if not isinstance(leaf, cancelled)]
+    for leaf in meaningful:
+        if isinstance(leaf, AclipError):
+            return leaf
+    return (meaningful or leaves)[0]
+
+
+class _Call:
+    """The per-call state shared by the producer, sender and receiver."""
+
+    def __init__(self, batches: BatchSource, settings: CallSettings, handle: ResultHandler) -> None:
+        self._batches = batches
+        self._settings = settings
+        self._handle = handle
+        self._window = anyio.Semaphore(settings.prefetch)
+        self._in_flight: Dict[str, Batch] = {}
+        self._all_sent = False
+
+    async def produce(self, out: MemoryObjectSendStream[Batch]) -> None:
+        settings = self._settings
+        async with out:
+            for batch in self._batches:
+                if needs_loading(batch.items):
+                    batch.items = await anyio.to_thread.run_sync(load_batch, batch.items, batch.start)
+                batch.request_id = os.urandom(16).hex()
+                batch.frame = build_request(
+                    request_id=batch.request_id,
+                    endpoint=settings.endpoint,
+                    parameters=settings.parameters,
+                    items=batch.items,
+                    ids=batch.ids,
+                )
+                batch.items = []  # the frame holds the content now; let file bytes go
+                await out.send(batch)
+
+    async def send_all(self, stream: DuplexStream, prepared: MemoryObjectReceiveStream[Batch]) -> None:
+        async with prepared:
+            while True:
+                await self._window.acquire()
+                try:
+                    batch = await prepared.receive()
+                except anyio.EndOfStream:
+                    self._window.release()
+                    break
+                frame, batch.frame = batch.frame, b""
+                self._in_flight[batch.request_id] = batch
+                await stream.send(batch.request_id, frame)
+        await stream.end()
+        self._all_sent = True
+
+    async def receive_all(self, stream: DuplexStream) -> None:
+        while not (self._all_sent and not self._in_flight):
+            received = await stream.receive()
+            if received is None:
+                if self._in_flight:
+                    missing = sum(len(batch.ids) for batch in self._in_flight.values())
+                    raise TransportError(
+                        f"the server ended the stream with {len(self._in_flight)} requests "
+                        f"({missing} inputs) still unanswered"
+                    )
+                if not self._all_sent:
+                    raise TransportError("the server ended the stream before aclip had sent all of its requests")
+                return
+            tag, frame = received
+            response = parse_response(frame)
+            request_id = tag if tag is not None else response.header.request_id
+            batch = self._in_flight.pop(request_id, None)
+            if batch is None:
+                raise ProtocolError(
+                    f"the server answered a request id aclip did not send or already had: {request_id!r}"
+                )
+            self._window.release()
+            self._check(batch, response)
+            docs = list(response.data.docs.docs)
+            if len(docs) != len(batch.ids):
+                raise ProtocolError(
+                    f"the server answered a batch of {len(batch.ids)} inputs (positions {batch.start}.."
+                    f"{batch.positions[-1]}) with {len(docs)} documents"
+                )
+            self._handle(batch, response, docs)
+
+    def _check(self, batch: Batch, response: DataRequestProto) -> None:
+        failure = executor_failure(response)
+        if failure is not None:
+            raise ServerError(
+                name=failure.name,
+                description=failure.description,
+                executor=failure.executor,
+                endpoint=self._settings.endpoint,
+                positions=batch.positions,
+            )

@@ -1,0 +1,214 @@
+"""Client: the blocking facade. Each method forwards to AsyncClient on one event loop in its own thread.
+
+The loop runs in a daemon thread behind an anyio blocking portal, started on first use. Because the
+caller's thread only waits on a future, a Client works in plain scripts, from code already inside a
+running event loop (Jupyter, a sync FastAPI route), and from many threads at once.
+
+The ``a*`` methods are coroutines that run on the caller's own event loop instead, as on AsyncClient.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import threading
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Optional, Type, TypeVar, Union, overload
+
+import numpy as np
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from numpy.typing import NDArray
+
+from ._client import AsyncClient, EncodeResult
+from ._constants import DEFAULT_BATCH_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFETCH
+from ._document import Document, DocumentList
+from ._errors import ClientClosedError
+
+__all__ = ["Client"]
+
+T = TypeVar("T")
+
+#: How long close() and an interrupted call wait for the loop thread to finish its cleanup.
+_SHUTDOWN_WAIT = 10.0
+
+
+class Client:
+    """A blocking client for a CLIP-as-service server, safe to share between threads.
+
+    Takes the same arguments as :class:`AsyncClient`. Use it as a context manager, or call
+    :meth:`close` when done.
+
+    Example::
+
+        with Client("grpc://127.0.0.1:51000") as client:
+            vectors = client.encode(["she smiled, with pain", "apple.png"])
+    """
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        credential: Optional[Mapping[str, str]] = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> None:
+        self._async = AsyncClient(server, credential=credential, connect_timeout=connect_timeout)
+        self._lock = threading.Lock()
+        self._portal_cm: Optional[AbstractContextManager[BlockingPortal]] = None
+        self._portal: Optional[BlockingPortal] = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Client({self._async.server!r})"
+
+    @property
+    def server(self) -> str:
+        """The server URL this client talks to (never the token)."""
+        return self._async.server
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def _get_portal(self) -> BlockingPortal:
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError(f"{self!r} is closed; create a new client")
+            if self._portal is None:
+                portal_cm = start_blocking_portal(name="aclip-event-loop")
+                self._portal = portal_cm.__enter__()
+                self._portal_cm = portal_cm
+            return self._portal
+
+    def _run(self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run ``function(*args, **kwargs)`` on the client's loop; an interrupt cancels it there."""
+        future = self._get_portal().start_task_soon(functools.partial(function, *args, **kwargs))
+        try:
+            return future.result()
+        except BaseException:
+            if not future.done():
+                future.cancel()
+                concurrent.futures.wait([future], timeout=_SHUTDOWN_WAIT)
+            raise
+
+    def close(self) -> None:
+        """Close the connections and stop the client's event-loop thread; later calls raise ClientClosedError.
+
+        Example::
+
+            client = Client("grpc://127.0.0.1:51000")
+            try:
+                client.encode(["hello"])
+            finally:
+                client.close()
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            portal, portal_cm = self._portal, self._portal_cm
+            self._portal = self._portal_cm = None
+        if portal is not None and portal_cm is not None:
+            try:
+                portal.call(self._async.aclose)
+            finally:
+                portal_cm.__exit__(None, None, None)
+
+    async def aclose(self) -> None:
+        """Close the client from inside an event loop (the loop thread is stopped too).
+
+        Example::
+
+            await client.aclose()
+        """
+        with self._lock:
+            portal_running = self._portal is not None
+        if portal_running:
+            import anyio.to_thread
+
+            await anyio.to_thread.run_sync(self.close)
+        else:
+            self._closed = True
+            await self._async.aclose()
+
+    @overload
+    def encode(
+        self,
+        content: Iterable[str],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+    ) -> NDArray[np.float32]: ...
+
+    @overload
+    def encode(
+        self,
+        content: Iterable[Document],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+    ) -> DocumentList: ...
+
+    def encode(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> EncodeResult:
+        """Embed sentences and images; blocking. See :meth:`AsyncClient.aencode` for the details.
+
+        Example::
+
+            vectors = client.encode(["she smiled, with pain", "apple.png"])   # ndarray [2, 512]
+            docs = client.encode([Document(text="hi")])                     # docs[0].embedding
+        """
+        return self._run(self._async.aencode, content, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+
+    @overload
+    async def aencode(
+        self,
+        content: Iterable[str],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+    ) -> NDArray[np.float32]: ...
+
+    @overload
+    async def aencode(
+        self,
+        content: Iterable[Document],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+    ) -> DocumentList: ...
+
+    async def aencode(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> EncodeResult:
+        """:meth:`AsyncClient.aencode` on the caller's own event loop.
+
+        Example::
+
+            vectors = await client.aencode(["hello world"] * 100)
+        """
+        if self._closed:
+            raise ClientClosedError(f"{self!r} is closed; create a new client")
+        return await self._async.aencode(content, batch_size=batch_size, prefetch=prefetch, parameters=parameters)

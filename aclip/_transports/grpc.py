@@ -1,0 +1,145 @@
+"""gRPC transport on grpclib: the bidirectional ``/jina.JinaRPC/Call`` stream, one channel per event loop.
+
+grpclib and OS errors are translated into aclip's errors here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import ssl
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Dict, NoReturn, Optional
+
+import anyio
+from grpclib.client import Channel, Stream
+from grpclib.const import Cardinality, Status
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.exceptions import ProtocolError as GrpclibProtocolError
+
+from .._address import ServerAddress
+from .._errors import AclipError, ConnectError, ProtocolError, TransportError
+from .._grpc_codec import JINA_CALL, RawBytesCodec
+from .base import DuplexStream, Received, Transport
+
+__all__ = ["GrpcTransport"]
+
+_UNREACHABLE = frozenset({Status.UNAVAILABLE})
+
+
+def _raise_translated(err: BaseException, address: ServerAddress) -> NoReturn:
+    """Raise the aclip error for a grpclib/OS error, chained to it."""
+    if isinstance(err, AclipError):
+        raise err
+    if isinstance(err, GRPCError):
+        detail = f": {err.message}" if err.message else ""
+        if err.status in _UNREACHABLE:
+            raise ConnectError(f"{address} is unavailable (gRPC {err.status.name}{detail})") from err
+        if err.status is Status.UNKNOWN and err.message and "DecodeError" in err.message:
+            raise ProtocolError(f"{address} could not decode aclip's request (gRPC UNKNOWN{detail})") from err
+        raise TransportError(f"{address} ended the call with gRPC {err.status.name}{detail}") from err
+    if isinstance(err, StreamTerminatedError):
+        raise TransportError(f"the connection to {address} broke off: {err}") from err
+    if isinstance(err, GrpclibProtocolError):
+        raise ProtocolError(f"{address} broke the gRPC protocol: {err}") from err
+    if isinstance(err, ssl.SSLError):
+        raise TransportError(f"TLS with {address} failed: {err}") from err
+    if isinstance(err, (ConnectionError, OSError)):
+        raise ConnectError(f"cannot connect to {address}: {err}") from err
+    raise err
+
+
+_TRANSLATED = (GRPCError, StreamTerminatedError, GrpclibProtocolError, OSError)
+
+
+class _GrpcDuplex(DuplexStream):
+    def __init__(self, stream: Stream[bytes, bytes], address: ServerAddress, connect_timeout: float) -> None:
+        self._stream = stream
+        self._address = address
+        self._connect_timeout = connect_timeout
+        self._started = anyio.Event()
+        self._ended = False
+
+    async def _start(self) -> None:
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                await self._stream.send_request()
+        except TimeoutError:
+            raise ConnectError(f"cannot connect to {self._address} within {self._connect_timeout:g} s") from None
+        self._started.set()
+
+    async def send(self, request_id: str, frame: bytes) -> None:
+        try:
+            if not self._started.is_set():
+                await self._start()
+            await self._stream.send_message(frame)
+        except _TRANSLATED as err:
+            _raise_translated(err, self._address)
+
+    async def end(self) -> None:
+        try:
+            if not self._started.is_set():
+                await self._start()
+            if not self._ended:
+                self._ended = True
+                await self._stream.end()
+        except _TRANSLATED as err:
+            _raise_translated(err, self._address)
+
+    async def receive(self) -> Optional[Received]:
+        await self._started.wait()  # grpclib cannot receive before the request headers went out
+        try:
+            message = await self._stream.recv_message()
+            if message is not None:
+                return None, message
+            if not self._ended:
+                raise TransportError(f"{self._address} ended the call before aclip had sent all of its requests")
+            await self._stream.recv_trailing_metadata()
+            return None
+        except _TRANSLATED as err:
+            _raise_translated(err, self._address)
+
+
+class GrpcTransport(Transport):
+    """Streams over one grpclib Channel, created on first use inside the running event loop.
+
+    ``token`` goes out as the ``authorization`` metadata of every call.
+    """
+
+    def __init__(
+        self,
+        address: ServerAddress,
+        *,
+        token: Optional[str],
+        ssl_context: Optional[ssl.SSLContext],
+        connect_timeout: float,
+    ) -> None:
+        self._address = address
+        self._metadata: Dict[str, str] = {"authorization": token} if token else {}
+        self._ssl = ssl_context
+        self._connect_timeout = connect_timeout
+        self._channel: Optional[Channel] = None
+
+    def __repr__(self) -> str:
+        return f"GrpcTransport({str(self._address)!r})"
+
+    def _get_channel(self) -> Channel:
+        if self._channel is None:
+            self._channel = Channel(self._address.host, self._address.port, codec=RawBytesCodec(), ssl=self._ssl)
+        return self._channel
+
+    @asynccontextmanager
+    async def open_stream(self) -> AsyncIterator[DuplexStream]:
+        stream = self._get_channel().request(
+            JINA_CALL, Cardinality.STREAM_STREAM, bytes, bytes, metadata=self._metadata
+        )
+        try:
+            async with stream:
+                yield _GrpcDuplex(stream, self._address, self._connect_timeout)
+        except _TRANSLATED as err:
+            # Only grpclib's own exit (trailers after a clean end) raises these here: the duplex
+            # methods translate everything raised while the stream is in use.
+            _raise_translated(err, self._address)
+
+    async def aclose(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
