@@ -1,0 +1,51 @@
+"""A Jina-protocol reference server with CLIP semantics and a deterministic test encoder.
+
+No CLIP weights can be downloaded on our machines, so this server embeds content with a deterministic
+function of its bytes (see :func:`test_embedding`) instead of a model. Everything else follows a real
+CLIP-as-service server behind a Jina gateway: the ``/jina.JinaRPC/Call`` gRPC stream, the response shape
+(header, parameters, routes ``gateway`` and ``clip_t``), server-side URI loading, ``drop_image_content``,
+and executor errors reported in ``header.status`` without failing the stream.
+
+Use it in tests (on its own thread, off the test's event loop)::
+
+    from aclip.testing import embed_text, serve_in_thread
+
+    with serve_in_thread() as server:
+        url = server.url("grpc")      # "grpc://127.0.0.1:54321"
+        ...                           # a client encodes "hello" through url
+        expected = embed_text("hello")
+
+or from a shell: ``python -m aclip.testing --grpc-port 51000``.
+"""
+
+from aclip.testing._encoder import (
+    EMBEDDING_DIM,
+    UnidentifiedImageError,
+    embed_image_bytes,
+    embed_tensor,
+    embed_text,
+    image_format,
+    tensor_payload,
+    test_embedding,
+)
+from aclip.testing._executor import ReferenceExecutor
+from aclip.testing._images import sample_png
+from aclip.testing._server import ReferenceServer
+from aclip.testing._stats import ServerStats
+from aclip.testing._thread import serve_in_thread
+
+__all__ = [
+    "EMBEDDING_DIM",
+    "ReferenceExecutor",
+    "ReferenceServer",
+    "ServerStats",
+    "UnidentifiedImageError",
+    "embed_image_bytes",
+    "embed_tensor",
+    "embed_text",
+    "image_format",
+    "sample_png",
+    "serve_in_thread",
+    "tensor_payload",
+    "test_embedding",
+]

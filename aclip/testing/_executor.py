@@ -1,0 +1,239 @@
+"""What the reference server does with one request, independent of the protocol that carried it.
+
+:meth:`ReferenceExecutor.handle` takes a parsed ``DataRequestProto`` and returns the response a Jina
+gateway in front of a CLIP executor would send: the header echoed (``request_id``, ``exec_endpoint``, an
+empty ``target_executor``), the parameters echoed, two routes ``gateway`` and ``clip_t`` with real
+timestamps, and the documents with their embeddings. Frontends (gRPC now, HTTP and WebSocket later) only
+move bytes to and from this class.
+
+Endpoints are looked up in a dispatch table. ``/``, ``/encode`` and ``/encode/<model_name>`` encode, and so
+does any unknown endpoint (the real executor's default handler encodes). ``/rank``, ``/index`` and
+``/search`` encode too for now; each gets its own handler in the table when its semantics are implemented.
+
+An exception inside a handler never fails the stream: that one response carries ``header.status`` ERROR
+with ``exception {name, args, stacks, executor}`` (the executor's route carries the same status) and the
+request's documents unchanged, without embeddings.
+
+Example::
+
+    >>> import anyio
+    >>> from aclip._pb import jina_pb2
+    >>> request = jina_pb2.DataRequestProto()
+    >>> request.header.request_id = "r1"
+    >>> _ = request.data.docs.docs.add(text="hello")
+    >>> response = anyio.run(ReferenceExecutor().handle, request)
+    >>> [route.executor for route in response.routes], len(response.data.docs.docs[0].embedding.dense.buffer)
+    (['gateway', 'clip_t'], 2048)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, MutableSequence
+
+import anyio.to_thread
+import numpy as np
+import numpy.typing as npt
+from google.protobuf import struct_pb2
+
+from aclip._pb import docarray_pb2, jina_pb2
+from aclip.testing._encoder import EMBEDDING_DIM, check_image, tensor_payload, test_embedding
+from aclip.testing._loader import DEFAULT_FETCH_TIMEOUT, load_uri
+from aclip.testing._stats import ServerStats
+
+__all__ = ["EXECUTOR_NAME", "ROUTE_NAME", "EndpointHandler", "ReferenceExecutor", "decode_ndarray", "error_status"]
+
+logger = logging.getLogger("aclip.testing")
+
+#: Name of the executor's route in every response (the name CLIP-as-service Flows give it).
+ROUTE_NAME = "clip_t"
+#: ``exception.executor`` in error responses: the class name of the real CLIP executor.
+EXECUTOR_NAME = "CLIPEncoder"
+
+Docs = MutableSequence[docarray_pb2.DocumentProto]
+#: An endpoint: fills in ``docs`` (the response's own copy) in place, may raise to fail the request.
+EndpointHandler = Callable[[Docs, struct_pb2.Struct], Awaitable[None]]
+
+# Above either limit the CPU part of a request runs in a worker thread instead of on the event loop.
+_INLINE_MAX_DOCS = 32
+_INLINE_MAX_BYTES = 1 << 20
+
+
+class ReferenceExecutor:
+    """Answers Jina DataRequests like a gateway in front of a CLIP executor with the test encoder.
+
+    Example::
+
+        executor = ReferenceExecutor()
+        response = await executor.handle(request)  # DataRequestProto in, DataRequestProto out
+    """
+
+    def __init__(self, *, stats: ServerStats | None = None, fetch_timeout: float = DEFAULT_FETCH_TIMEOUT) -> None:
+        self.stats = stats if stats is not None else ServerStats()
+        self._fetch_timeout = fetch_timeout
+        self._endpoints: dict[str, EndpointHandler] = {
+            "/": self.encode,
+            "/encode": self.encode,
+            # clip_server's other endpoints: they encode until their own handlers replace these entries.
+            "/rank": self.encode,
+            "/index": self.encode,
+            "/search": self.encode,
+        }
+
+    def handler_for(self, endpoint: str) -> EndpointHandler:
+        """The handler for ``exec_endpoint``: ``/encode/<model>`` is ``/encode``, unknown ones encode."""
+        if endpoint.startswith("/encode/"):
+            endpoint = "/encode"
+        return self._endpoints.get(endpoint, self.encode)
+
+    async def handle(self, request: jina_pb2.DataRequestProto) -> jina_pb2.DataRequestProto:
+        """Process one request; exceptions become an error response, never propagate (except cancellation)."""
+        clock = _Clock()
+        response = jina_pb2.DataRequestProto()
+        gateway = response.routes.add(executor="gateway")
+        gateway.start_time.FromNanoseconds(clock.now())
+        response.header.CopyFrom(request.header)
+        response.header.ClearField("status")
+        response.header.target_executor = ""
+        response.parameters.CopyFrom(request.parameters)
+        executor = response.routes.add(executor=ROUTE_NAME)
+        executor.start_time.FromNanoseconds(clock.now())
+        try:
+            response.data.docs.CopyFrom(_request_docs(request))
+            handler = self.handler_for(request.header.exec_endpoint)
+            await handler(response.data.docs.docs, request.parameters)
+        except Exception as exc:
+            logger.info("request %r failed: %r", request.header.request_id, exc)
+            self.stats.error_responses += 1
+            status = error_status(exc)
+            response.header.status.CopyFrom(status)
+            executor.status.CopyFrom(status)
+            response.data.Clear()
+            response.data.docs.CopyFrom(_request_docs(request, strict=False))
+        executor.end_time.FromNanoseconds(clock.now())
+        gateway.end_time.FromNanoseconds(clock.now())
+        return response
+
+    async def encode(self, docs: Docs, parameters: struct_pb2.Struct) -> None:
+        """Fill ``embedding`` of every text and image doc; honour ``drop_image_content``."""
+        drop_image_content = bool_parameter(parameters, "drop_image_content", default=False)
+        jobs = [job for doc in docs if (job := await self._plan(doc)) is not None]
+        if len(jobs) > _INLINE_MAX_DOCS or sum(job.size for job in jobs) > _INLINE_MAX_BYTES:
+            await anyio.to_thread.run_sync(_run_jobs, jobs)
+        else:
+            _run_jobs(jobs)
+        if drop_image_content:
+            for doc in docs:
+                doc.ClearField("blob")
+                doc.ClearField("tensor")
+
+    async def _plan(self, doc: docarray_pb2.DocumentProto) -> _Job | None:
+        """What to embed for ``doc`` (None: nothing). Loads a URI; raises for a blob that is no image."""
+        content = doc.WhichOneof("content")
+        if content == "text" and doc.text:
+            return _Job(doc, doc.text.encode("utf-8"), mime_type="text/plain")
+        if content == "blob" and doc.blob:
+            check_image(doc.blob)
+            return _Job(doc, doc.blob)
+        if content == "tensor":
+            return _Job(doc, doc.tensor)
+        if doc.uri:
+            data, mime_type = await load_uri(doc.uri, timeout=self._fetch_timeout)
+            check_image(data)
+            return _Job(doc, data, mime_type=None if doc.mime_type else mime_type)
+        return None
+
+
+@dataclasses.dataclass
+class _Job:
+    doc: docarray_pb2.DocumentProto
+    source: bytes | docarray_pb2.NdArrayProto  # the payload, or a tensor the payload is derived from
+    mime_type: str | None = None  # set on the doc when not None
+
+    @property
+    def size(self) -> int:
+        return len(self.source) if isinstance(self.source, bytes) else len(self.source.dense.buffer)
+
+
+def _run_jobs(jobs: list[_Job]) -> None:
+    """The CPU part of encoding: payloads, embeddings, writing them into the docs."""
+    for job in jobs:
+        source = job.source
+        payload = source if isinstance(source, bytes) else tensor_payload(decode_ndarray(source))
+        job.doc.embedding.CopyFrom(embedding_proto(test_embedding(payload)))
+        if job.mime_type:
+            job.doc.mime_type = job.mime_type
+
+
+def embedding_proto(vector: npt.NDArray[np.float32]) -> docarray_pb2.NdArrayProto:
+    """A 1-d float32 vector as the dense ``NdArrayProto`` a CLIP server sends (dtype ``<f4``)."""
+    dense = docarray_pb2.DenseNdArrayProto(buffer=vector.astype("<f4").tobytes(), shape=[EMBEDDING_DIM], dtype="<f4")
+    return docarray_pb2.NdArrayProto(dense=dense, cls_name="numpy")
+
+
+def decode_ndarray(array: docarray_pb2.NdArrayProto) -> npt.NDArray[np.generic]:
+    """A dense ``NdArrayProto`` as a (read-only) numpy array; ValueError for sparse or malformed ones.
+
+    Example::
+
+        >>> proto = docarray_pb2.NdArrayProto(dense={"buffer": bytes(6), "shape": [2, 3], "dtype": "|u1"})
+        >>> decode_ndarray(proto).shape
+        (2, 3)
+    """
+    if array.WhichOneof("content") != "dense":
+        raise ValueError(f"only dense tensors can be embedded, got {array.WhichOneof('content') or 'nothing'}")
+    dense = array.dense
+    if not dense.dtype:
+        raise ValueError("the tensor has no dtype")
+    return np.frombuffer(dense.buffer, dtype=np.dtype(dense.dtype)).reshape(tuple(dense.shape))
+
+
+def bool_parameter(parameters: struct_pb2.Struct, name: str, *, default: bool) -> bool:
+    """Read a boolean request parameter (true/false, a number, or "true"/"false"); ``default`` if absent."""
+    if name not in parameters.fields:
+        return default
+    value = parameters.fields[name]
+    kind = value.WhichOneof("kind")
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "number_value":
+        return value.number_value != 0
+    if kind == "string_value":
+        return value.string_value.strip().lower() in ("true", "1", "yes")
+    return default
+
+
+def error_status(exc: BaseException) -> jina_pb2.StatusProto:
+    """The ``StatusProto`` (code ERROR) that reports ``exc`` as a Jina executor does."""
+    status = jina_pb2.StatusProto(code=jina_pb2.StatusProto.ERROR, description=repr(exc))
+    status.exception.name = type(exc).__name__
+    status.exception.args.extend(str(arg) for arg in exc.args)
+    status.exception.stacks.extend(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    status.exception.executor = EXECUTOR_NAME
+    return status
+
+
+def _request_docs(request: jina_pb2.DataRequestProto, *, strict: bool = True) -> docarray_pb2.DocumentArrayProto:
+    """The request's documents, from ``data.docs`` or the (gateway-unused) ``data.docs_bytes`` variant."""
+    if request.data.WhichOneof("documents") != "docs_bytes":
+        return request.data.docs
+    try:
+        return docarray_pb2.DocumentArrayProto.FromString(request.data.docs_bytes)
+    except Exception:
+        if strict:
+            raise
+        return docarray_pb2.DocumentArrayProto()
+
+
+class _Clock:
+    """Wall-clock nanoseconds that never go backwards within one request (route times must nest)."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def now(self) -> int:
+        self._last = max(self._last, time.time_ns())
+        return self._last

@@ -1,0 +1,159 @@
+"""The gRPC frontend: the bidirectional stream ``/jina.JinaRPC/Call`` on a grpclib server.
+
+It only moves bytes. Each request is read as soon as it arrives and processed in its own task, so a slow
+request never holds up reading the next one; a :class:`~aclip.testing._sequencer.ResponseSequencer` is the
+stream's only writer. Undecodable request bytes end the call with grpc-status UNKNOWN, as a Jina gateway
+does. With a token set, a call whose ``authorization`` metadata does not equal it is refused with
+UNAUTHENTICATED before any request is read. On shutdown, calls in progress end with UNAVAILABLE and every
+client connection is closed, so clients see the server go away instead of waiting on a dead socket.
+
+Example::
+
+    frontend = GrpcFrontend(ReferenceExecutor(), token=None)
+    port = await frontend.start("127.0.0.1", 0)
+    ...
+    await frontend.close()
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import socket
+import weakref
+
+import anyio
+from google.protobuf.message import DecodeError
+from grpclib.const import Cardinality, Handler, Status
+from grpclib.exceptions import GRPCError
+from grpclib.protocol import H2Protocol
+from grpclib.server import Server, Stream
+
+from aclip._grpc_codec import JINA_CALL, RawBytesCodec
+from aclip._pb import jina_pb2
+from aclip.testing._executor import ReferenceExecutor
+from aclip.testing._sequencer import DEFAULT_HOLD, ResponseSequencer
+
+__all__ = ["GrpcFrontend"]
+
+logger = logging.getLogger("aclip.testing")
+
+
+class GrpcFrontend:
+    """Serves ``/jina.JinaRPC/Call`` for one :class:`ReferenceExecutor` (see the module docstring).
+
+    Example::
+
+        frontend = GrpcFrontend(executor, token="secret", out_of_order=True)
+        port = await frontend.start("127.0.0.1", 0)
+    """
+
+    def __init__(
+        self,
+        executor: ReferenceExecutor,
+        *,
+        token: str | None = None,
+        out_of_order: bool = False,
+        out_of_order_hold: float = DEFAULT_HOLD,
+    ) -> None:
+        self._executor = executor
+        self._stats = executor.stats
+        self._token = token
+        self._out_of_order = out_of_order
+        self._hold = out_of_order_hold
+        self._server: _Server | None = None
+        self._closing = False
+
+    def __mapping__(self) -> dict[str, Handler]:
+        return {JINA_CALL: Handler(self._call, Cardinality.STREAM_STREAM, bytes, bytes)}
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on ``host:port`` (0 picks a free port) and return the port actually bound."""
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        # IPv4 first: "localhost" should bind where clients resolving it usually connect
+        family, _, _, _, address = min(addresses, key=lambda info: info[0] != socket.AF_INET)
+        sock = socket.create_server(address[:2], family=family)
+        server = _Server([self], codec=RawBytesCodec())
+        try:
+            await server.start(sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._server = server
+        bound: int = sock.getsockname()[1]
+        return bound
+
+    async def close(self) -> None:
+        """Stop listening, cancel the calls in progress and wait until their handlers have returned."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server.close_connections()
+
+    async def _call(self, stream: Stream[bytes, bytes]) -> None:
+        with self._stats.track_call():
+            await self._serve_call(stream)
+
+    async def _serve_call(self, stream: Stream[bytes, bytes]) -> None:
+        self._authorize(stream)
+        sequencer = ResponseSequencer(
+            stream.send_message, stats=self._stats, out_of_order=self._out_of_order, hold=self._hold
+        )
+        failure: GRPCError | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sequencer.run)
+                async for message in stream:
+                    try:
+                        request = jina_pb2.DataRequestProto.FromString(message)
+                    except DecodeError as exc:
+                        logger.info("gRPC call from %s: undecodable request", stream.peer.addr())
+                        failure = GRPCError(Status.UNKNOWN, f"Unexpected {type(exc)!r}: {exc}")
+                        tg.cancel_scope.cancel()
+                        break
+                    tg.start_soon(self._answer, sequencer, sequencer.received(), request)
+                sequencer.end_of_input()
+        except anyio.get_cancelled_exc_class():
+            if self._closing:  # cancelled by our own shutdown, not by the client: say so
+                with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                    await stream.send_trailing_metadata(status=Status.UNAVAILABLE, status_message="server stopped")
+            raise
+        if failure is not None:
+            raise failure
+
+    async def _answer(self, sequencer: ResponseSequencer, seq: int, request: jina_pb2.DataRequestProto) -> None:
+        response = await self._executor.handle(request)
+        sequencer.finished(seq, response.SerializeToString())
+
+    def _authorize(self, stream: Stream[bytes, bytes]) -> None:
+        if self._token is None:
+            return
+        given = stream.metadata.get("authorization") if stream.metadata is not None else None
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._token.encode()):
+            self._stats.calls_rejected += 1
+            logger.info("gRPC call from %s refused: missing or wrong authorization token", stream.peer.addr())
+            raise GRPCError(Status.UNAUTHENTICATED, "missing or invalid authorization token")
+
+
+class _Server(Server):
+    """A grpclib server that can also close its client connections when it stops.
+
+    grpclib's ``Server.close`` cancels the running handlers but leaves the connections open; a client then
+    waits on a socket nobody serves. We remember each connection's protocol to close its transport.
+    """
+
+    def __init__(self, handlers: list[GrpcFrontend], *, codec: RawBytesCodec) -> None:
+        super().__init__(handlers, codec=codec)
+        self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol = super()._protocol_factory()
+        self._protocols.add(protocol)
+        return protocol
+
+    def close_connections(self) -> None:
+        for protocol in list(self._protocols):
+            connection = getattr(protocol, "connection", None)  # set once the connection is made
+            if connection is not None:
+                connection.close()
