@@ -1,0 +1,105 @@
+"""The blocking Client: scripts, threads, running event loops, and its lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from aclip import Client, ClientClosedError, ConnectError, Document, DocumentList
+from tests.helpers import expected_text
+
+
+def test_encode_strings_and_documents(grpc_url: str) -> None:
+    with Client(grpc_url) as client:
+        vectors = client.encode(["one", "two", "three"], batch_size=2)
+        docs = client.encode([Document(text="four")])
+    np.testing.assert_array_equal(vectors, np.stack([expected_text(t) for t in ("one", "two", "three")]))
+    assert isinstance(docs, DocumentList)
+    np.testing.assert_array_equal(docs[0].embedding, expected_text("four"))
+
+
+def test_sixteen_threads_share_one_client(grpc_url: str) -> None:
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(16)
+
+    def work(n: int) -> None:
+        try:
+            start.wait(timeout=30)
+            results[n] = client.encode([f"thread {n} item {i}" for i in range(40)], batch_size=3, prefetch=4)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    with Client(grpc_url) as client:
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert errors == []
+    assert sorted(results) == list(range(16))
+    for n, vectors in results.items():
+        np.testing.assert_array_equal(vectors, np.stack([expected_text(f"thread {n} item {i}") for i in range(40)]))
+
+
+def test_sync_client_inside_a_running_event_loop(grpc_url: str) -> None:
+    client = Client(grpc_url)
+
+    async def handler() -> np.ndarray:
+        # a sync FastAPI route or a Jupyter cell: blocking call while this thread's loop runs
+        return client.encode(["from inside a loop"])
+
+    try:
+        vectors = asyncio.run(handler())
+    finally:
+        client.close()
+    np.testing.assert_array_equal(vectors[0], expected_text("from inside a loop"))
+
+
+def test_client_aencode_runs_on_the_callers_loop(grpc_url: str) -> None:
+    client = Client(grpc_url)
+
+    async def main() -> np.ndarray:
+        other = asyncio.create_task(asyncio.sleep(0))
+        vectors = await client.aencode(["awaited on the caller's loop"] * 3)
+        await other
+        await client.aclose()
+        return vectors
+
+    vectors = asyncio.run(main())
+    np.testing.assert_array_equal(vectors[2], expected_text("awaited on the caller's loop"))
+    with pytest.raises(ClientClosedError):
+        client.encode(["closed"])
+
+
+def test_closed_client_refuses_calls_and_stops_its_thread(grpc_url: str) -> None:
+    before = {t.ident for t in threading.enumerate()}
+    client = Client(grpc_url)
+    client.encode(["warm up"])
+    started = [t for t in threading.enumerate() if t.ident not in before]
+    assert len(started) == 1 and started[0].daemon
+    client.close()
+    client.close()  # idempotent
+    started[0].join(timeout=10)
+    assert not started[0].is_alive()
+    with pytest.raises(ClientClosedError, match="closed"):
+        client.encode(["x"])
+
+
+def test_nothing_listening_is_a_connect_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    with Client(f"grpc://127.0.0.1:{port}") as client, pytest.raises(ConnectError, match=f"127.0.0.1:{port}"):
+        client.encode(["x"])
+
+
+def test_token_is_not_in_the_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLIP_AUTH_TOKEN", "s3cret-token")
+    client = Client("grpc://127.0.0.1:1")
+    assert "s3cret" not in repr(client) and "s3cret" not in repr(client._async)
+    client.close()
