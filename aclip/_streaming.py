@@ -81,7 +81,8 @@ async def run_stream(
             tasks.start_soon(call.send_all, stream, prepared_out)
             await call.receive_all(stream)
     except BaseExceptionGroup as group:
-        raise _first_error(group) from None
+        error = _first_error(group)
+        raise error from error.__cause__
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

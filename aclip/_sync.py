@@ -82,7 +82,7 @@ class Client:
             if self._closed:
                 raise ClientClosedError(f"{self!r} is closed; create a new client")
             if self._portal is None:
-                portal_cm = start_blocking_portal(name="aclip-event-loop")
+                portal_cm = start_blocking_portal()
                 self._portal = portal_cm.__enter__()
                 self._portal_cm = portal_cm
             return self._portal

@@ -9,7 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from aclip import Client, ClientClosedError, ConnectError, Document, DocumentList
+from aclip import Client, ClientClosedError, ConnectError, Document, DocumentList, TransportError
+from aclip.testing import serve_in_thread
 from tests.helpers import expected_text
 
 
@@ -94,8 +95,9 @@ def test_nothing_listening_is_a_connect_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again below: nothing listens there
-    with Client(f"grpc://127.0.0.1:{port}") as client, pytest.raises(ConnectError, match=f"127.0.0.1:{port}"):
+    with Client(f"grpc://127.0.0.1:{port}") as client, pytest.raises(ConnectError, match=f"127.0.0.1:{port}") as caught:
         client.encode(["x"])
+    assert isinstance(caught.value.__cause__, OSError)  # chained to what the OS said
 
 
 def test_token_is_not_in_the_repr(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,3 +105,23 @@ def test_token_is_not_in_the_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     client = Client("grpc://127.0.0.1:1")
     assert "s3cret" not in repr(client) and "s3cret" not in repr(client._async)
     client.close()
+
+
+def test_token_from_credential_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve_in_thread(token="s3cret-token") as guarded:
+        url = guarded.url("grpc")
+        with Client(url, credential={"Authorization": "s3cret-token"}) as client:
+            np.testing.assert_array_equal(client.encode(["let me in"])[0], expected_text("let me in"))
+        monkeypatch.setenv("CLIP_AUTH_TOKEN", "s3cret-token")
+        with Client(url) as client:
+            np.testing.assert_array_equal(client.encode(["by env"])[0], expected_text("by env"))
+        monkeypatch.delenv("CLIP_AUTH_TOKEN")
+        with Client(url) as client, pytest.raises(TransportError, match="UNAUTHENTICATED") as caught:
+            client.encode(["no token"])
+        assert "s3cret" not in str(caught.value)
+        assert guarded.stats.calls_rejected == 1
+
+
+def test_credential_must_name_authorization() -> None:
+    with pytest.raises(ValueError, match="'Authorization' key"):
+        Client("grpc://127.0.0.1:1", credential={"token": "x"})
