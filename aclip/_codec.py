@@ -105,8 +105,8 @@ def build_request(
     parameters: Optional[Struct],
     items: Sequence[Item],
     ids: Iterable[str],
-) -> bytes:
-    """Serialise one batch as a DataRequest: header (request id, endpoint), parameters, documents."""
+) -> DataRequestProto:
+    """One batch as a DataRequest message: header (request id, endpoint), parameters, documents."""
     request = DataRequestProto()
     header = request.header
     header.request_id = request_id
@@ -135,7 +135,7 @@ def build_request(
                 doc.tags.update(item.tags)
             except (ValueError, TypeError) as err:
                 raise InputError(f"Document.tags of id {doc_id!r} must be JSON-like: {err}") from err
-    return request.SerializeToString()
+    return request
 
 
 def parse_response(data: bytes) -> DataRequestProto:

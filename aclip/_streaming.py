@@ -15,23 +15,24 @@ error in any task cancels the others and is raised to the caller as it is (not a
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._codec import DataRequestProto, DocumentProto, build_request, executor_failure, parse_response
-from ._errors import AclipError, ProtocolError, ServerError, TransportError
+from ._codec import DataRequestProto, DocumentProto, build_request, executor_failure
+from ._errors import ProtocolError, ServerError, TransportError
+from ._groups import BaseExceptionGroup, first_error
 from ._inputs import Item, load_batch, needs_loading
 from ._transports.base import DuplexStream, Transport
-
-if sys.version_info < (3, 11):  # pragma: no cover - exercised on older Pythons only
-    from exceptiongroup import BaseExceptionGroup
+from ._wire import WireFormat, wire_format
 
 __all__ = ["Batch", "BatchSource", "ResultHandler", "run_stream"]
+
+logger = logging.getLogger("aclip")
 
 
 @dataclass
@@ -73,48 +74,33 @@ async def run_stream(
     handle: ResultHandler,
 ) -> None:
     """Stream every batch to the server and hand each answer to ``handle``; return when all are answered."""
-    call = _Call(batches, settings, handle)
-    try:
-        async with transport.open_stream() as stream, anyio.create_task_group() as tasks:
-            prepared_in, prepared_out = anyio.create_memory_object_stream[Batch](1)
-            tasks.start_soon(call.produce, prepared_in)
-            tasks.start_soon(call.send_all, stream, prepared_out)
-            await call.receive_all(stream)
-    except BaseExceptionGroup as group:
-        error = _first_error(group)
-        raise error from error.__cause__
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error to show the caller: the first aclip error in the group, else its first leaf."""
-    leaves: List[BaseException] = []
-
-    def collect(error: BaseException) -> None:
-        if isinstance(error, BaseExceptionGroup):
-            for inner in error.exceptions:
-                collect(inner)
-        else:
-            leaves.append(error)
-
-    collect(group)
-    cancelled = anyio.get_cancelled_exc_class()
-    meaningful = [leaf for leaf in leaves if not isinstance(leaf, cancelled)]
-    for leaf in meaningful:
-        if isinstance(leaf, AclipError):
-            return leaf
-    return (meaningful or leaves)[0]
+    call = _Call(batches, settings, handle, wire_format(transport.wire_format))
+    async with transport.open_stream() as stream:
+        try:
+            async with anyio.create_task_group() as tasks:
+                prepared_in, prepared_out = anyio.create_memory_object_stream[Batch](1)
+                tasks.start_soon(call.produce, prepared_in)
+                tasks.start_soon(call.send_all, stream, prepared_out)
+                await call.receive_all(stream)
+            logger.debug("%s: %d requests answered over %s", settings.endpoint, call.answered, type(transport).__name__)
+        except BaseExceptionGroup as group:
+            # Unwrapped inside the stream's context, so the transport sees (and may translate) the error itself.
+            error = first_error(group)
+            raise error from error.__cause__
 
 
 class _Call:
     """The per-call state shared by the producer, sender and receiver."""
 
-    def __init__(self, batches: BatchSource, settings: CallSettings, handle: ResultHandler) -> None:
+    def __init__(self, batches: BatchSource, settings: CallSettings, handle: ResultHandler, wire: WireFormat) -> None:
         self._batches = batches
+        self._wire = wire
         self._settings = settings
         self._handle = handle
         self._window = anyio.Semaphore(settings.prefetch)
         self._in_flight: Dict[str, Batch] = {}
         self._all_sent = False
+        self.answered = 0
 
     async def produce(self, out: MemoryObjectSendStream[Batch]) -> None:
         settings = self._settings
@@ -123,13 +109,14 @@ class _Call:
                 if needs_loading(batch.items):
                     batch.items = await anyio.to_thread.run_sync(load_batch, batch.items, batch.start)
                 batch.request_id = os.urandom(16).hex()
-                batch.frame = build_request(
+                request = build_request(
                     request_id=batch.request_id,
                     endpoint=settings.endpoint,
                     parameters=settings.parameters,
                     items=batch.items,
                     ids=batch.ids,
                 )
+                batch.frame = self._wire.serialize(request)
                 batch.items = []  # the frame holds the content now; let file bytes go
                 await out.send(batch)
 
@@ -162,7 +149,7 @@ class _Call:
                     raise TransportError("the server ended the stream before aclip had sent all of its requests")
                 return
             tag, frame = received
-            response = parse_response(frame)
+            response = self._wire.parse(frame)
             request_id = tag if tag is not None else response.header.request_id
             batch = self._in_flight.pop(request_id, None)
             if batch is None:
@@ -178,6 +165,7 @@ class _Call:
                     f"{batch.positions[-1]}) with {len(docs)} documents"
                 )
             self._handle(batch, response, docs)
+            self.answered += 1
 
     def _check(self, batch: Batch, response: DataRequestProto) -> None:
         failure = executor_failure(response)

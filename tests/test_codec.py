@@ -22,14 +22,13 @@ def test_request_carries_header_parameters_and_every_kind_of_item() -> None:
         Item(Kind.EMPTY, None, "", ""),
         Item(Kind.TEXT, "tagged", "", "", tags={"k": "v", "n": 2}),
     ]
-    frame = build_request(
+    request = build_request(
         request_id="r1",
         endpoint="/encode",
         parameters=parameters_struct({"drop_image_content": True, "limit": 3}),
         items=items,
         ids=["a", "b", "c", "d", "", "a"],
     )
-    request = DataRequestProto.FromString(frame)
     assert request.header.request_id == "r1" and request.header.exec_endpoint == "/encode"
     assert request.parameters.fields["drop_image_content"].bool_value is True
     assert request.parameters.fields["limit"].number_value == 3.0
