@@ -15,13 +15,16 @@ from ._client import AsyncClient
 from ._document import Document, DocumentList, NamedScore
 from ._errors import (
     AclipError,
+    AuthenticationError,
     ClientClosedError,
     ConnectError,
+    HTTPStatusError,
     InputError,
     InputTypeError,
     MissingEmbeddingError,
     ProtocolError,
     ServerError,
+    TLSError,
     TransportError,
 )
 from ._sync import Client
@@ -31,17 +34,20 @@ __version__ = "0.1.0"
 __all__ = [
     "AclipError",
     "AsyncClient",
+    "AuthenticationError",
     "Client",
     "ClientClosedError",
     "ConnectError",
     "Document",
     "DocumentList",
+    "HTTPStatusError",
     "InputError",
     "InputTypeError",
     "MissingEmbeddingError",
     "NamedScore",
     "ProtocolError",
     "ServerError",
+    "TLSError",
     "TransportError",
     "__version__",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import threading
 from types import TracebackType
 from typing import Any, Dict, Iterable, Mapping, Optional, Type, Union, overload
@@ -20,6 +21,7 @@ from ._constants import (
 )
 from ._document import Document, DocumentList
 from ._errors import ClientClosedError
+from ._tls import TLSOptions
 
 __all__ = ["AsyncClient"]
 
@@ -69,6 +71,9 @@ class AsyncClient:
     ws or wss. ``credential={"Authorization": token}`` (or the ``CLIP_AUTH_TOKEN`` environment variable)
     authenticates every call. Connections are made on first use, one per event loop, and reused.
 
+    TLS schemes verify the server's certificate against the system's CAs, or against ``ca_file``; pass
+    ``client_cert`` (and ``client_key``) for mutual TLS, or a ready ``ssl_context`` instead of all three.
+
     Example::
 
         async with AsyncClient("grpc://127.0.0.1:51000") as client:
@@ -81,9 +86,17 @@ class AsyncClient:
         *,
         credential: Optional[Mapping[str, str]] = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        ca_file: Optional[str] = None,
+        client_cert: Optional[str] = None,
+        client_key: Optional[str] = None,
     ) -> None:
+        from ._transports import ssl_context_for
+
         self._address: ServerAddress = parse_server(server)
         self._token = _token_from(credential)
+        tls = TLSOptions(ssl_context=ssl_context, ca_file=ca_file, client_cert=client_cert, client_key=client_key)
+        self._ssl_context = ssl_context_for(self._address, tls)
         if not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
         self._connect_timeout = float(connect_timeout)
@@ -122,7 +135,12 @@ class AsyncClient:
             if transport is None:
                 for stale in [known for known in self._transports if known.is_closed()]:
                     del self._transports[stale]
-                transport = create_transport(self._address, token=self._token, connect_timeout=self._connect_timeout)
+                transport = create_transport(
+                    self._address,
+                    token=self._token,
+                    ssl_context=self._ssl_context,
+                    connect_timeout=self._connect_timeout,
+                )
                 self._transports[loop] = transport
             return transport
 

@@ -8,3 +8,6 @@ DEFAULT_PREFETCH = 100
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: The environment variable read for an auth token when no ``credential`` is given.
 TOKEN_ENVIRONMENT_VARIABLE = "CLIP_AUTH_TOKEN"
+#: The largest single message aclip accepts (WebSocket frames): a batch of large images needs far more
+#: than aiohttp's 4 MiB default.
+MAX_MESSAGE_SIZE = 1024 * 1024 * 1024

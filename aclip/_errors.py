@@ -9,7 +9,10 @@ transport meets the network and chained with ``from``; they never reach the call
     │   └── InputTypeError (also TypeError)  an input of the wrong type, e.g. a bare str
     ├── ClientClosedError                    the client was closed before or during the call
     ├── TransportError                       the connection to the server failed
-    │   └── ConnectError                     the server could not be reached at all
+    │   ├── ConnectError                     the server could not be reached at all
+    │   ├── TLSError                         the TLS handshake failed (e.g. the certificate did not verify)
+    │   ├── AuthenticationError              the server refused the token (or its absence)
+    │   └── HTTPStatusError                  an HTTP answer other than 2xx: ``.status``, ``.detail``
     ├── ProtocolError                        the server's answer cannot be understood or does not fit
     ├── ServerError                          the server reported a failure inside its executor
     └── MissingEmbeddingError                the server answered, but without embeddings for some inputs
@@ -28,13 +31,16 @@ from typing import Sequence
 
 __all__ = [
     "AclipError",
+    "AuthenticationError",
     "ClientClosedError",
     "ConnectError",
+    "HTTPStatusError",
     "InputError",
     "InputTypeError",
     "MissingEmbeddingError",
     "ProtocolError",
     "ServerError",
+    "TLSError",
     "TransportError",
 ]
 
@@ -78,6 +84,27 @@ class TransportError(AclipError):
 
 class ConnectError(TransportError):
     """The server could not be reached (refused, unresolvable, unreachable)."""
+
+
+class TLSError(TransportError):
+    """The TLS handshake with the server failed: an untrusted or mismatched certificate, or no TLS there."""
+
+
+class AuthenticationError(TransportError):
+    """The server refused the call for its credentials (gRPC UNAUTHENTICATED, HTTP 401/403, WebSocket 401).
+
+    Pass ``credential={"Authorization": token}`` or set ``CLIP_AUTH_TOKEN``. The token never appears in
+    the message.
+    """
+
+
+class HTTPStatusError(TransportError):
+    """An HTTP answer other than 2xx (other than 401/403): ``status`` and the server's ``detail``."""
+
+    def __init__(self, message: str, *, status: int, detail: object) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
 
 
 class ProtocolError(AclipError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import ssl
 import threading
 from contextlib import AbstractContextManager
 from types import TracebackType
@@ -51,8 +52,20 @@ class Client:
         *,
         credential: Optional[Mapping[str, str]] = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        ca_file: Optional[str] = None,
+        client_cert: Optional[str] = None,
+        client_key: Optional[str] = None,
     ) -> None:
-        self._async = AsyncClient(server, credential=credential, connect_timeout=connect_timeout)
+        self._async = AsyncClient(
+            server,
+            credential=credential,
+            connect_timeout=connect_timeout,
+            ssl_context=ssl_context,
+            ca_file=ca_file,
+            client_cert=client_cert,
+            client_key=client_key,
+        )
         self._lock = threading.Lock()
         self._portal_cm: Optional[AbstractContextManager[BlockingPortal]] = None
         self._portal: Optional[BlockingPortal] = None

@@ -6,26 +6,40 @@ import ssl
 from typing import Optional
 
 from .._address import ServerAddress
+from .._tls import TLSOptions, build_ssl_context
 from .base import DuplexStream, Received, Transport
 
-__all__ = ["DuplexStream", "Received", "Transport", "create_transport"]
+__all__ = ["DuplexStream", "Received", "Transport", "create_transport", "ssl_context_for"]
+
+
+def ssl_context_for(address: ServerAddress, tls: TLSOptions) -> Optional[ssl.SSLContext]:
+    """The SSLContext for ``address`` (None without TLS); TLS options with a plain scheme are a ValueError."""
+    if not address.tls:
+        if tls.given:
+            raise ValueError(
+                f"TLS options were given for {address}, which is not a TLS scheme; use grpcs://, https:// or wss://"
+            )
+        return None
+    return build_ssl_context(tls, alpn=["h2"] if address.protocol == "grpc" else None)
 
 
 def create_transport(
     address: ServerAddress,
     *,
     token: Optional[str],
+    ssl_context: Optional[ssl.SSLContext],
     connect_timeout: float,
 ) -> Transport:
     """The transport for ``address``'s protocol; its third-party library is imported only now."""
+    context = ssl_context
     if address.protocol == "grpc":
         from .grpc import GrpcTransport
 
-        ssl_context: Optional[ssl.SSLContext] = None
-        if address.tls:
-            ssl_context = ssl.create_default_context()
-            ssl_context.set_alpn_protocols(["h2"])
-        return GrpcTransport(address, token=token, ssl_context=ssl_context, connect_timeout=connect_timeout)
-    raise NotImplementedError(
-        f"the {address.protocol} protocol is not available in this version of aclip yet; use a grpc:// server"
-    )
+        return GrpcTransport(address, token=token, ssl_context=context, connect_timeout=connect_timeout)
+    if address.protocol == "http":
+        from .http import HttpTransport
+
+        return HttpTransport(address, token=token, ssl_context=context, connect_timeout=connect_timeout)
+    from .websocket import WebSocketTransport
+
+    return WebSocketTransport(address, token=token, ssl_context=context, connect_timeout=connect_timeout)

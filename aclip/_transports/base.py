@@ -9,7 +9,7 @@ third-party errors into aclip's own happen inside the transport.
 from __future__ import annotations
 
 import abc
-from typing import AsyncContextManager, Optional, Tuple
+from typing import AsyncContextManager, ClassVar, Optional, Tuple
 
 __all__ = ["DuplexStream", "Received", "Transport"]
 
@@ -36,6 +36,9 @@ class DuplexStream(abc.ABC):
 
 class Transport(abc.ABC):
     """Connections to one server over one protocol, bound to the event loop that created them."""
+
+    #: How frames are encoded on this transport: "protobuf" (gRPC, WebSocket) or "json" (HTTP).
+    wire_format: ClassVar[str] = "protobuf"
 
     @abc.abstractmethod
     def open_stream(self) -> AsyncContextManager[DuplexStream]:

@@ -5,6 +5,7 @@ grpclib and OS errors are translated into aclip's errors here and nowhere else.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Dict, NoReturn, Optional
@@ -16,7 +17,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.exceptions import ProtocolError as GrpclibProtocolError
 
 from .._address import ServerAddress
-from .._errors import AclipError, ConnectError, ProtocolError, TransportError
+from .._errors import AclipError, AuthenticationError, ConnectError, ProtocolError, TLSError, TransportError
 from .._grpc_codec import JINA_CALL, RawBytesCodec
 from .base import DuplexStream, Received, Transport
 
@@ -31,6 +32,8 @@ def _raise_translated(err: BaseException, address: ServerAddress) -> NoReturn:
         raise err
     if isinstance(err, GRPCError):
         detail = f": {err.message}" if err.message else ""
+        if err.status in (Status.UNAUTHENTICATED, Status.PERMISSION_DENIED):
+            raise AuthenticationError(f"{address} refused the credentials (gRPC {err.status.name}{detail})") from err
         if err.status in _UNREACHABLE:
             raise ConnectError(f"{address} is unavailable (gRPC {err.status.name}{detail})") from err
         if err.status is Status.UNKNOWN and err.message and "DecodeError" in err.message:
@@ -41,13 +44,16 @@ def _raise_translated(err: BaseException, address: ServerAddress) -> NoReturn:
     if isinstance(err, GrpclibProtocolError):
         raise ProtocolError(f"{address} broke the gRPC protocol: {err}") from err
     if isinstance(err, ssl.SSLError):
-        raise TransportError(f"TLS with {address} failed: {err}") from err
+        raise TLSError(f"TLS with {address} failed: {err}") from err
     if isinstance(err, (ConnectionError, OSError)):
         raise ConnectError(f"cannot connect to {address}: {err}") from err
     raise err
 
 
 _TRANSLATED = (GRPCError, StreamTerminatedError, GrpclibProtocolError, OSError)
+#: Translated by the duplex methods at once. A StreamTerminatedError is left to open_stream: grpclib's exit
+#: replaces it with the server's status when one arrived before the reset (an UNAUTHENTICATED refusal, say).
+_TRANSLATED_AT_ONCE = (GRPCError, GrpclibProtocolError, OSError)
 
 
 class _GrpcDuplex(DuplexStream):
@@ -71,7 +77,7 @@ class _GrpcDuplex(DuplexStream):
             if not self._started.is_set():
                 await self._start()
             await self._stream.send_message(frame)
-        except _TRANSLATED as err:
+        except _TRANSLATED_AT_ONCE as err:
             _raise_translated(err, self._address)
 
     async def end(self) -> None:
@@ -81,7 +87,7 @@ class _GrpcDuplex(DuplexStream):
             if not self._ended:
                 self._ended = True
                 await self._stream.end()
-        except _TRANSLATED as err:
+        except _TRANSLATED_AT_ONCE as err:
             _raise_translated(err, self._address)
 
     async def receive(self) -> Optional[Received]:
@@ -94,8 +100,29 @@ class _GrpcDuplex(DuplexStream):
                 raise TransportError(f"{self._address} ended the call before aclip had sent all of its requests")
             await self._stream.recv_trailing_metadata()
             return None
-        except _TRANSLATED as err:
+        except _TRANSLATED_AT_ONCE as err:
             _raise_translated(err, self._address)
+
+
+class _DropDebugRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_HPACK_LOGGERS = ("hpack.hpack", "hpack.table")
+_hpack_filter = _DropDebugRecords()
+
+
+def keep_token_out_of_hpack_logs() -> None:
+    """hpack logs every HTTP/2 header it encodes or decodes at DEBUG, the authorization token included.
+
+    A client that sends a token therefore silences hpack's DEBUG records (only those), so that turning on
+    DEBUG logging never writes the token out.
+    """
+    for name in _HPACK_LOGGERS:
+        logger = logging.getLogger(name)
+        if _hpack_filter not in logger.filters:
+            logger.addFilter(_hpack_filter)
 
 
 class GrpcTransport(Transport):
@@ -114,6 +141,8 @@ class GrpcTransport(Transport):
     ) -> None:
         self._address = address
         self._metadata: Dict[str, str] = {"authorization": token} if token else {}
+        if token:
+            keep_token_out_of_hpack_logs()
         self._ssl = ssl_context
         self._connect_timeout = connect_timeout
         self._channel: Optional[Channel] = None
@@ -135,8 +164,8 @@ class GrpcTransport(Transport):
             async with stream:
                 yield _GrpcDuplex(stream, self._address, self._connect_timeout)
         except _TRANSLATED as err:
-            # Only grpclib's own exit (trailers after a clean end) raises these here: the duplex
-            # methods translate everything raised while the stream is in use.
+            # grpclib's own exit (the trailers after a clean end, or the status behind a reset) and a stream
+            # reset met by the duplex methods arrive here.
             _raise_translated(err, self._address)
 
     async def aclose(self) -> None:

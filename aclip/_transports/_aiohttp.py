@@ -1,0 +1,78 @@
+"""What the HTTP and WebSocket transports share: an aiohttp session per event loop, and error translation."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Dict, Optional, Tuple
+
+import aiohttp
+
+from .._address import ServerAddress
+from .._errors import AclipError, ConnectError, TLSError, TransportError
+from .base import Transport
+
+__all__ = ["AiohttpTransport", "auth_headers", "new_session", "translate_error"]
+
+
+def new_session(*, ssl_context: Optional[ssl.SSLContext], connect_timeout: float) -> aiohttp.ClientSession:
+    """A session for one event loop. The engine bounds requests in flight, so the connector does not."""
+    connector = aiohttp.TCPConnector(limit=0, ssl=ssl_context if ssl_context is not None else False)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, connect=connect_timeout)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
+
+
+def auth_headers(token: Optional[str]) -> Dict[str, str]:
+    return {"Authorization": token} if token else {}
+
+
+def translate_error(err: BaseException, address: ServerAddress) -> AclipError:
+    """The aclip error for an aiohttp/OS error met while talking to ``address`` (raise it ``from err``)."""
+    if isinstance(err, AclipError):
+        return err
+    if isinstance(err, (aiohttp.ClientSSLError, ssl.SSLError)):
+        return TLSError(f"TLS with {address} failed: {err}")
+    if isinstance(err, aiohttp.ClientConnectorError):
+        return ConnectError(f"cannot connect to {address}: {err.os_error or err}")
+    if isinstance(err, (asyncio.TimeoutError, TimeoutError)):
+        return ConnectError(f"cannot connect to {address}: timed out")
+    if isinstance(err, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, ConnectionResetError)):
+        return TransportError(f"the connection to {address} broke off: {err}")
+    if isinstance(err, OSError):
+        return ConnectError(f"cannot connect to {address}: {err}")
+    return TransportError(f"talking to {address} failed: {type(err).__name__}: {err}")
+
+
+class AiohttpTransport(Transport):
+    """The part of the HTTP and WebSocket transports that is the same: a URL, headers, one session per loop."""
+
+    def __init__(
+        self,
+        address: ServerAddress,
+        *,
+        token: Optional[str],
+        ssl_context: Optional[ssl.SSLContext],
+        connect_timeout: float,
+        schemes: Tuple[str, str],
+        path: str,
+    ) -> None:
+        self._address = address
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        self._url = f"{schemes[1] if address.tls else schemes[0]}://{host}:{address.port}{path}"
+        self._headers = auth_headers(token)
+        self._ssl = ssl_context
+        self._connect_timeout = connect_timeout
+        self._session: Optional[aiohttp.ClientSession] = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self._address)!r})"
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = new_session(ssl_context=self._ssl, connect_timeout=self._connect_timeout)
+        return self._session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()

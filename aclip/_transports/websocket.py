@@ -1,0 +1,104 @@
+"""WebSocket transport on aiohttp: ``GET /`` with subprotocol ``bytes``, one binary frame per DataRequest.
+
+After the last request the client sends the single byte 0x00 ("no more requests"); the server answers
+each request with one binary frame, in completion order, then closes the connection with code 1000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Optional
+
+import aiohttp
+import anyio
+
+from .._address import ServerAddress
+from .._constants import MAX_MESSAGE_SIZE
+from .._errors import ProtocolError, TransportError
+from ._aiohttp import AiohttpTransport, translate_error
+from .base import DuplexStream, Received
+from .http import status_error
+
+__all__ = ["WebSocketTransport"]
+
+#: The frame that tells a Jina gateway no more requests follow.
+END_OF_REQUESTS = b"\x00"
+_CLOSE_WAIT = 5.0
+_CLOSING = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)
+
+
+class _WebSocketDuplex(DuplexStream):
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse, address: ServerAddress) -> None:
+        self._socket = socket
+        self._address = address
+
+    async def send(self, request_id: str, frame: bytes) -> None:
+        try:
+            await self._socket.send_bytes(frame)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            raise translate_error(err, self._address) from err
+
+    async def end(self) -> None:
+        try:
+            await self._socket.send_bytes(END_OF_REQUESTS)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            raise translate_error(err, self._address) from err
+
+    async def receive(self) -> Optional[Received]:
+        message = await self._socket.receive()
+        if message.type == aiohttp.WSMsgType.BINARY:
+            return None, message.data
+        if message.type in _CLOSING:
+            return None
+        if message.type == aiohttp.WSMsgType.ERROR:
+            error = self._socket.exception() or message.data
+            raise TransportError(f"the WebSocket connection to {self._address} failed: {error}")
+        raise ProtocolError(f"{self._address} sent a {message.type.name} frame where DataRequest frames were expected")
+
+
+class WebSocketTransport(AiohttpTransport):
+    """One WebSocket connection per call, over an aiohttp session reused across calls."""
+
+    def __init__(
+        self,
+        address: ServerAddress,
+        *,
+        token: Optional[str],
+        ssl_context: Optional[ssl.SSLContext],
+        connect_timeout: float,
+    ) -> None:
+        super().__init__(
+            address,
+            token=token,
+            ssl_context=ssl_context,
+            connect_timeout=connect_timeout,
+            schemes=("ws", "wss"),
+            path="/",
+        )
+
+    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
+        try:
+            socket = await self._get_session().ws_connect(
+                self._url, protocols=("bytes",), headers=self._headers, max_msg_size=MAX_MESSAGE_SIZE
+            )
+        except aiohttp.WSServerHandshakeError as err:
+            raise status_error(self._address, err.status, err.message.encode()) from err
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            raise translate_error(err, self._address) from err
+        # A Jina gateway reads the subprotocol but does not echo it back; only another choice is wrong.
+        if socket.protocol not in (None, "bytes"):
+            await socket.close()
+            raise ProtocolError(f"{self._address} chose the WebSocket subprotocol {socket.protocol!r}, not 'bytes'")
+        return socket
+
+    @asynccontextmanager
+    async def open_stream(self) -> AsyncIterator[DuplexStream]:
+        socket = await self._connect()
+        try:
+            yield _WebSocketDuplex(socket, self._address)
+        finally:
+            # Also when the call failed or was cancelled: close within a bound, whatever the server does.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):
+                await socket.close()
