@@ -515,7 +515,7 @@ async def test_in_order_server_answers_a_stream_of_requests(server: ReferenceSer
 @pytest.mark.anyio
 async def test_stopping_ends_open_calls_and_frees_the_port() -> None:
     stack = contextlib.ExitStack()
-    server = stack.enter_context(serve_in_thread())
+    server = stack.enter_context(serve_in_thread(protocols=("grpc",)))
     url = server.url()
     assert server.urls == {"grpc": url} and host_port(url)[0] == "127.0.0.1"
     # The open call ends promptly (no hang until the deadline): with UNAVAILABLE, or as a lost connection
@@ -551,7 +551,7 @@ async def test_open_calls_are_counted_and_awaited() -> None:
 
 @pytest.mark.anyio
 async def test_reference_server_runs_on_the_current_loop() -> None:
-    async with ReferenceServer(grpc_port=0) as server:
+    async with ReferenceServer(grpc_port=0, protocols=["grpc"]) as server:
         with pytest.raises(ValueError, match="http"):
             server.url("http")
         [response] = await exchange(server.url(), [make_request(DocumentProto(text="here"))])
@@ -562,13 +562,13 @@ async def test_reference_server_runs_on_the_current_loop() -> None:
 
 def test_serve_in_thread_reports_a_port_in_use(server: ReferenceServer) -> None:
     _, port = host_port(server.url())
-    with pytest.raises(OSError), serve_in_thread(grpc_port=port):
+    with pytest.raises(OSError, match=f"grpc on 127.0.0.1:{port}"), serve_in_thread(grpc_port=port):
         pytest.fail("a second server started on a port in use")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_cli_prints_a_working_url_and_stops_on_a_signal(signum: signal.Signals) -> None:
-    command = [sys.executable, "-m", "aclip.testing", "--grpc-port", "0"]
+    command = [sys.executable, "-m", "aclip.testing", "--grpc-port", "0", "--protocols", "grpc"]
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines: queue.Queue[str] = queue.Queue()
@@ -594,7 +594,8 @@ def test_cli_prints_a_working_url_and_stops_on_a_signal(signum: signal.Signals) 
 
 def test_cli_reports_a_port_in_use(server: ReferenceServer) -> None:
     _, port = host_port(server.url())
-    command = [sys.executable, "-m", "aclip.testing", "--grpc-port", str(port)]
+    command = [sys.executable, "-m", "aclip.testing", "--grpc-port", str(port), "--http-port", "0"]
+    command += ["--websocket-port", "0"]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 1 and done.stdout == ""
     assert f"127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr

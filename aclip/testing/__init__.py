@@ -2,7 +2,9 @@
 
 No CLIP weights can be downloaded on our machines, so this server embeds content with a deterministic
 function of its bytes (see :func:`test_embedding`) instead of a model. Everything else follows a real
-CLIP-as-service server behind a Jina gateway: the ``/jina.JinaRPC/Call`` gRPC stream, the response shape
+CLIP-as-service server behind a Jina gateway, on all three of its protocols at once (each on its own port,
+TLS and a token optional): the ``/jina.JinaRPC/Call`` gRPC stream, the HTTP routes (``POST /post`` with
+the gateway's JSON) and the WebSocket stream (subprotocols ``bytes`` and ``json``); the response shape
 (header, parameters, routes ``gateway`` and ``clip_t``), server-side URI loading, ``drop_image_content``,
 and executor errors reported in ``header.status`` without failing the stream.
 
@@ -11,11 +13,11 @@ Use it in tests (on its own thread, off the test's event loop)::
     from aclip.testing import embed_text, serve_in_thread
 
     with serve_in_thread() as server:
-        url = server.url("grpc")      # "grpc://127.0.0.1:54321"
+        url = server.url("grpc")      # "grpc://127.0.0.1:54321"; also "http", "websocket"
         ...                           # a client encodes "hello" through url
         expected = embed_text("hello")
 
-or from a shell: ``python -m aclip.testing --grpc-port 51000``.
+or from a shell: ``python -m aclip.testing --grpc-port 51000 --http-port 51001 --websocket-port 51002``.
 """
 
 from aclip.testing._encoder import (

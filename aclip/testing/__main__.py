@@ -1,7 +1,10 @@
-"""Command line: ``python -m aclip.testing [--host H] [--grpc-port P] [--out-of-order] [--token T]``.
+"""Command line: ``python -m aclip.testing [--host H] [--grpc-port P] [--http-port P] [--websocket-port P]
+[--protocols grpc,http,websocket] [--out-of-order] [--token T] [--certfile PEM --keyfile PEM
+[--client-ca-file PEM]]``.
 
-Prints one line per URL (``grpc://127.0.0.1:51000``), then serves until SIGINT or SIGTERM and exits 0.
-Exits 1 with a message on stderr when it cannot listen (a port in use, say).
+Prints one line per URL (``grpc://127.0.0.1:51000``, ``http://127.0.0.1:51001``, ``ws://127.0.0.1:51002``;
+``grpcs``/``https``/``wss`` with TLS), then serves until SIGINT or SIGTERM and exits 0. Exits 1 with a
+message on stderr when it cannot serve (a port in use, an unreadable certificate, say).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 
 import anyio
 
-from aclip.testing._server import ReferenceServer
+from aclip.testing._server import PROTOCOLS, ReferenceServer
 
 __all__ = ["main"]
 
@@ -26,14 +29,38 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--grpc-port", type=int, default=51000, help="gRPC port, 0 for a free one (%(default)s)")
-    parser.add_argument("--out-of-order", action="store_true", help="answer each stream's requests in swapped pairs")
-    parser.add_argument("--token", default=None, help="require this value in the 'authorization' metadata")
+    parser.add_argument("--http-port", type=int, default=51001, help="HTTP port, 0 for a free one (%(default)s)")
+    parser.add_argument(
+        "--websocket-port", type=int, default=51002, help="WebSocket port, 0 for a free one (%(default)s)"
+    )
+    parser.add_argument(
+        "--protocols", default=",".join(PROTOCOLS), help="comma-separated protocols to serve (%(default)s)"
+    )
+    parser.add_argument(
+        "--out-of-order", action="store_true", help="answer each gRPC/WebSocket stream's requests in swapped pairs"
+    )
+    parser.add_argument("--token", default=None, help="require this token (gRPC metadata / HTTP header authorization)")
+    parser.add_argument("--certfile", default=None, help="PEM certificate chain: serve TLS on every protocol")
+    parser.add_argument("--keyfile", default=None, help="PEM private key of --certfile (if not inside it)")
+    parser.add_argument("--client-ca-file", default=None, help="PEM CA: require client certificates it signed")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: %(default)s)")
     return parser.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    async with ReferenceServer(args.host, args.grpc_port, out_of_order=args.out_of_order, token=args.token) as server:
+    server = ReferenceServer(
+        args.host,
+        args.grpc_port,
+        http_port=args.http_port,
+        websocket_port=args.websocket_port,
+        protocols=args.protocols,
+        out_of_order=args.out_of_order,
+        token=args.token,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        client_ca_file=args.client_ca_file,
+    )
+    async with server:
         # Catch the signals before announcing the URLs: a caller may signal as soon as it has read them.
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             for url in server.urls.values():
@@ -49,15 +76,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Example::
 
-        $ python -m aclip.testing --grpc-port 0
+        $ python -m aclip.testing --grpc-port 0 --http-port 0 --websocket-port 0
         grpc://127.0.0.1:40731
+        http://127.0.0.1:40733
+        ws://127.0.0.1:40735
     """
     args = _parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # hpack logs every HTTP/2 header at DEBUG, the gRPC authorization token included: never let it.
+    logging.getLogger("hpack").setLevel(max(logging.INFO, logging.getLogger().getEffectiveLevel()))
     try:
         anyio.run(_serve, args)
-    except OSError as exc:  # most often: the port is in use
-        print(f"python -m aclip.testing: cannot serve on {args.host}:{args.grpc_port}: {exc}", file=sys.stderr)
+    except (OSError, ValueError) as exc:  # most often: a port in use
+        print(f"python -m aclip.testing: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -3,8 +3,8 @@
 :meth:`ReferenceExecutor.handle` takes a parsed ``DataRequestProto`` and returns the response a Jina
 gateway in front of a CLIP executor would send: the header echoed (``request_id``, ``exec_endpoint``, an
 empty ``target_executor``), the parameters echoed, two routes ``gateway`` and ``clip_t`` with real
-timestamps, and the documents with their embeddings. Frontends (gRPC now, HTTP and WebSocket later) only
-move bytes to and from this class.
+timestamps, and the documents with their embeddings. Frontends (gRPC, HTTP, WebSocket) only move bytes
+to and from this class.
 
 Endpoints are looked up in a dispatch table. ``/``, ``/encode`` and ``/encode/<model_name>`` encode, and so
 does any unknown endpoint (the real executor's default handler encodes). ``/rank``, ``/index`` and
@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -35,16 +36,15 @@ import traceback
 from collections.abc import Awaitable, Callable, MutableSequence
 
 import anyio.to_thread
-import numpy as np
-import numpy.typing as npt
 from google.protobuf import struct_pb2
 
+from aclip._codec import decode_ndarray, encode_ndarray
 from aclip._pb import docarray_pb2, jina_pb2
-from aclip.testing._encoder import EMBEDDING_DIM, check_image, tensor_payload, test_embedding
+from aclip.testing._encoder import check_image, tensor_payload, test_embedding
 from aclip.testing._loader import DEFAULT_FETCH_TIMEOUT, load_uri
 from aclip.testing._stats import ServerStats
 
-__all__ = ["EXECUTOR_NAME", "ROUTE_NAME", "EndpointHandler", "ReferenceExecutor", "decode_ndarray", "error_status"]
+__all__ = ["EXECUTOR_NAME", "ROUTE_NAME", "EndpointHandler", "ReferenceExecutor", "error_status"]
 
 logger = logging.getLogger("aclip.testing")
 
@@ -71,9 +71,12 @@ class ReferenceExecutor:
         response = await executor.handle(request)  # DataRequestProto in, DataRequestProto out
     """
 
-    def __init__(self, *, stats: ServerStats | None = None, fetch_timeout: float = DEFAULT_FETCH_TIMEOUT) -> None:
+    def __init__(
+        self, *, stats: ServerStats | None = None, fetch_timeout: float = DEFAULT_FETCH_TIMEOUT, delay: float = 0.0
+    ) -> None:
         self.stats = stats if stats is not None else ServerStats()
         self._fetch_timeout = fetch_timeout
+        self._delay = delay
         self._endpoints: dict[str, EndpointHandler] = {
             "/": self.encode,
             "/encode": self.encode,
@@ -91,6 +94,8 @@ class ReferenceExecutor:
 
     async def handle(self, request: jina_pb2.DataRequestProto) -> jina_pb2.DataRequestProto:
         """Process one request; exceptions become an error response, never propagate (except cancellation)."""
+        if self._delay > 0:
+            await asyncio.sleep(self._delay)  # a slow model, for tests of concurrency and timeouts
         clock = _Clock()
         response = jina_pb2.DataRequestProto()
         gateway = response.routes.add(executor="gateway")
@@ -162,33 +167,10 @@ def _run_jobs(jobs: list[_Job]) -> None:
     """The CPU part of encoding: payloads, embeddings, writing them into the docs."""
     for job in jobs:
         source = job.source
-        payload = source if isinstance(source, bytes) else tensor_payload(decode_ndarray(source))
-        job.doc.embedding.CopyFrom(embedding_proto(test_embedding(payload)))
+        payload = source if isinstance(source, bytes) else tensor_payload(decode_ndarray(source, what="the tensor"))
+        encode_ndarray(test_embedding(payload), job.doc.embedding)
         if job.mime_type:
             job.doc.mime_type = job.mime_type
-
-
-def embedding_proto(vector: npt.NDArray[np.float32]) -> docarray_pb2.NdArrayProto:
-    """A 1-d float32 vector as the dense ``NdArrayProto`` a CLIP server sends (dtype ``<f4``)."""
-    dense = docarray_pb2.DenseNdArrayProto(buffer=vector.astype("<f4").tobytes(), shape=[EMBEDDING_DIM], dtype="<f4")
-    return docarray_pb2.NdArrayProto(dense=dense, cls_name="numpy")
-
-
-def decode_ndarray(array: docarray_pb2.NdArrayProto) -> npt.NDArray[np.generic]:
-    """A dense ``NdArrayProto`` as a (read-only) numpy array; ValueError for sparse or malformed ones.
-
-    Example::
-
-        >>> proto = docarray_pb2.NdArrayProto(dense={"buffer": bytes(6), "shape": [2, 3], "dtype": "|u1"})
-        >>> decode_ndarray(proto).shape
-        (2, 3)
-    """
-    if array.WhichOneof("content") != "dense":
-        raise ValueError(f"only dense tensors can be embedded, got {array.WhichOneof('content') or 'nothing'}")
-    dense = array.dense
-    if not dense.dtype:
-        raise ValueError("the tensor has no dtype")
-    return np.frombuffer(dense.buffer, dtype=np.dtype(dense.dtype)).reshape(tuple(dense.shape))
 
 
 def bool_parameter(parameters: struct_pb2.Struct, name: str, *, default: bool) -> bool:
@@ -229,11 +211,14 @@ def _request_docs(request: jina_pb2.DataRequestProto, *, strict: bool = True) ->
 
 
 class _Clock:
-    """Wall-clock nanoseconds that never go backwards within one request (route times must nest)."""
+    """Wall-clock nanoseconds that never go backwards within one request (route times must nest).
+
+    Whole microseconds, as a real gateway's timestamps are (its JSON answers show six fraction digits).
+    """
 
     def __init__(self) -> None:
         self._last = 0
 
     def now(self) -> int:
-        self._last = max(self._last, time.time_ns())
+        self._last = max(self._last, time.time_ns() // 1000 * 1000)
         return self._last

@@ -3,9 +3,11 @@
 It only moves bytes. Each request is read as soon as it arrives and processed in its own task, so a slow
 request never holds up reading the next one; a :class:`~aclip.testing._sequencer.ResponseSequencer` is the
 stream's only writer. Undecodable request bytes end the call with grpc-status UNKNOWN, as a Jina gateway
-does. With a token set, a call whose ``authorization`` metadata does not equal it is refused with
-UNAUTHENTICATED before any request is read. On shutdown, calls in progress end with UNAVAILABLE and every
-client connection is closed, so clients see the server go away instead of waiting on a dead socket.
+does. With ``ssl_context`` the server speaks TLS (the context must offer ALPN ``h2``, see
+:func:`~aclip.testing._net.server_tls_context`). With a token set, a call whose ``authorization``
+metadata does not equal it is refused with UNAUTHENTICATED before any request is read. On shutdown, calls
+in progress end with UNAVAILABLE and every client connection is closed, so clients see the server go away
+instead of waiting on a dead socket.
 
 Example::
 
@@ -17,10 +19,10 @@ Example::
 
 from __future__ import annotations
 
-import hmac
 import logging
-import socket
+import ssl
 import weakref
+from typing import Optional
 
 import anyio
 from google.protobuf.message import DecodeError
@@ -32,6 +34,7 @@ from grpclib.server import Server, Stream
 from aclip._grpc_codec import JINA_CALL, RawBytesCodec
 from aclip._pb import jina_pb2
 from aclip.testing._executor import ReferenceExecutor
+from aclip.testing._net import listen, token_matches
 from aclip.testing._sequencer import DEFAULT_HOLD, ResponseSequencer
 
 __all__ = ["GrpcFrontend"]
@@ -55,8 +58,10 @@ class GrpcFrontend:
         token: str | None = None,
         out_of_order: bool = False,
         out_of_order_hold: float = DEFAULT_HOLD,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         self._executor = executor
+        self._ssl_context = ssl_context
         self._stats = executor.stats
         self._token = token
         self._out_of_order = out_of_order
@@ -69,13 +74,10 @@ class GrpcFrontend:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0 picks a free port) and return the port actually bound."""
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        # IPv4 first: "localhost" should bind where clients resolving it usually connect
-        family, _, _, _, address = min(addresses, key=lambda info: info[0] != socket.AF_INET)
-        sock = socket.create_server(address[:2], family=family)
+        sock = listen(host, port)
         server = _Server([self], codec=RawBytesCodec())
         try:
-            await server.start(sock=sock)
+            await server.start(sock=sock, ssl=self._ssl_context)
         except BaseException:
             sock.close()
             raise
@@ -130,7 +132,7 @@ class GrpcFrontend:
         if self._token is None:
             return
         given = stream.metadata.get("authorization") if stream.metadata is not None else None
-        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._token.encode()):
+        if not token_matches(given if isinstance(given, str) else None, self._token):
             self._stats.calls_rejected += 1
             logger.info("gRPC call from %s refused: missing or wrong authorization token", stream.peer.addr())
             raise GRPCError(Status.UNAUTHENTICATED, "missing or invalid authorization token")

@@ -1,6 +1,6 @@
 """When each finished response of one stream goes out: completion order, or deliberately out of order.
 
-One :class:`ResponseSequencer` serves one bidirectional stream (a gRPC call, later a WebSocket). The
+One :class:`ResponseSequencer` serves one bidirectional stream (a gRPC call or a WebSocket). The
 frontend tells it about every request it reads (:meth:`~ResponseSequencer.received`), every response the
 executor finishes (:meth:`~ResponseSequencer.finished`) and the end of the client's input
 (:meth:`~ResponseSequencer.end_of_input`); :meth:`~ResponseSequencer.run` is the stream's only writer.

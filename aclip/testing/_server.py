@@ -3,32 +3,50 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from collections.abc import Iterable
 from types import TracebackType
+from typing import Optional, Union
 
+import anyio
 import anyio.to_thread
 
 from aclip.testing._executor import ReferenceExecutor
 from aclip.testing._grpc import GrpcFrontend
+from aclip.testing._http import HttpFrontend
 from aclip.testing._loader import DEFAULT_FETCH_TIMEOUT
+from aclip.testing._net import server_tls_context, url_host
 from aclip.testing._sequencer import DEFAULT_HOLD
 from aclip.testing._stats import ServerStats
+from aclip.testing._web import WebFrontend
+from aclip.testing._websocket import WebSocketFrontend
 
-__all__ = ["ReferenceServer"]
+__all__ = ["PROTOCOLS", "ReferenceServer"]
 
 logger = logging.getLogger("aclip.testing")
+
+#: Every protocol a reference server can serve, in the order ``server.urls`` lists them.
+PROTOCOLS = ("grpc", "http", "websocket")
+_SCHEMES = {"grpc": ("grpc", "grpcs"), "http": ("http", "https"), "websocket": ("ws", "wss")}
 
 
 class ReferenceServer:
     """A Jina-protocol server with CLIP semantics and the deterministic test encoder.
 
     It runs on the event loop that starts it; use :func:`~aclip.testing.serve_in_thread` to keep it off a
-    test's own loop. ``grpc_port=0`` picks a free port; ``server.urls`` tells which one.
+    test's own loop. It serves gRPC, HTTP and WebSocket at once, each on its own port (``protocols``
+    chooses some; a port of 0 picks a free one); ``server.urls`` tells where, e.g. ``{"grpc":
+    "grpc://127.0.0.1:54321", "http": "http://127.0.0.1:54322", "websocket": "ws://127.0.0.1:54323"}``.
+    All frontends share one executor and one ``server.stats``.
 
-    Options for tests: ``out_of_order`` swaps the responses of each stream in pairs (see
-    ``aclip.testing._sequencer``; a held response waits at most ``out_of_order_hold`` seconds for its partner
-    request to arrive); ``token`` makes the server require ``authorization: <token>`` metadata;
-    ``fetch_timeout`` bounds the download of an http(s) document URI. ``server.stats`` counts requests,
-    responses and reordered responses.
+    Options for tests: ``out_of_order`` swaps the responses of each gRPC or WebSocket stream in pairs (see
+    ``aclip.testing._sequencer``; a held response waits at most ``out_of_order_hold`` seconds for its
+    partner request to arrive; each HTTP POST is one request, so HTTP ignores it); ``token`` makes every
+    protocol require it (gRPC ``authorization`` metadata, HTTP and WebSocket ``Authorization`` header, the
+    raw token without "Bearer"); ``certfile`` and ``keyfile`` (PEM paths) make every frontend speak TLS,
+    with the URL schemes grpcs, https and wss, and ``client_ca_file`` (PEM) also makes it require a client
+    certificate signed by that CA (mutual TLS); ``delay`` makes every request take that many seconds more
+    (a slow model); ``fetch_timeout`` bounds the download of an http(s) document URI.
 
     The server loads document URIs itself, local files and URLs included: bind it to a loopback address
     (the default) unless every client may read what the server's user can read.
@@ -36,7 +54,7 @@ class ReferenceServer:
     Example::
 
         async with ReferenceServer(out_of_order=True) as server:
-            url = server.url("grpc")  # "grpc://127.0.0.1:54321"
+            url = server.url("websocket")  # "ws://127.0.0.1:54323"
             ...
             assert server.stats.responses_out_of_order > 0
     """
@@ -46,25 +64,62 @@ class ReferenceServer:
         host: str = "127.0.0.1",
         grpc_port: int = 0,
         *,
+        http_port: int = 0,
+        websocket_port: int = 0,
+        protocols: Union[str, Iterable[str]] = PROTOCOLS,
         out_of_order: bool = False,
         out_of_order_hold: float = DEFAULT_HOLD,
-        token: str | None = None,
+        token: Optional[str] = None,
         fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
+        delay: float = 0.0,
+        certfile: Optional[str] = None,
+        keyfile: Optional[str] = None,
+        client_ca_file: Optional[str] = None,
     ) -> None:
         self.host = host
+        self.protocols = _check_protocols(protocols)
+        if certfile is None and (keyfile is not None or client_ca_file is not None):
+            raise ValueError("keyfile and client_ca_file need a certfile")
+        self.tls = certfile is not None
         self.stats = ServerStats()
-        self.executor = ReferenceExecutor(stats=self.stats, fetch_timeout=fetch_timeout)
-        self._grpc_port = grpc_port
-        self._grpc = GrpcFrontend(
-            self.executor, token=token, out_of_order=out_of_order, out_of_order_hold=out_of_order_hold
-        )
+        self.executor = ReferenceExecutor(stats=self.stats, fetch_timeout=fetch_timeout, delay=delay)
+        self._ports = {"grpc": grpc_port, "http": http_port, "websocket": websocket_port}
+
+        def tls(alpn: str) -> Optional[ssl.SSLContext]:
+            if certfile is None:
+                return None
+            return server_tls_context(certfile, keyfile, alpn=alpn, client_ca_file=client_ca_file)
+
+        web_tls = tls("http/1.1")
+        frontends: dict[str, Union[GrpcFrontend, WebFrontend]] = {
+            "grpc": GrpcFrontend(
+                self.executor,
+                token=token,
+                out_of_order=out_of_order,
+                out_of_order_hold=out_of_order_hold,
+                ssl_context=tls("h2"),
+            ),
+            "http": HttpFrontend(self.executor, token=token, ssl_context=web_tls),
+            "websocket": WebSocketFrontend(
+                self.executor,
+                token=token,
+                ssl_context=web_tls,
+                out_of_order=out_of_order,
+                out_of_order_hold=out_of_order_hold,
+            ),
+        }
+        self._frontends = {name: frontends[name] for name in self.protocols}
         self._urls: dict[str, str] = {}
         self._started = False
         self._closed = False
 
     @property
     def urls(self) -> dict[str, str]:
-        """Protocol name -> URL of every frontend, e.g. ``{"grpc": "grpc://127.0.0.1:54321"}`` (a copy)."""
+        """Protocol name -> URL of every frontend, e.g. ``{"grpc": "grpc://127.0.0.1:54321", ...}`` (a copy).
+
+        The keys are the protocol names ``grpc``, ``http`` and ``websocket`` whatever the schemes (with TLS:
+        ``grpcs://``, ``https://``, ``wss://``).
+        """
         if not self._started:
             raise RuntimeError("the server has not been started")
         return dict(self._urls)
@@ -75,6 +130,7 @@ class ReferenceServer:
         Example::
 
             client_url = server.url()  # "grpc://127.0.0.1:54321"
+            http_url = server.url("http")  # "http://127.0.0.1:54322", or "https://..." with TLS
         """
         urls = self.urls
         if protocol not in urls:
@@ -82,24 +138,44 @@ class ReferenceServer:
         return urls[protocol]
 
     async def start(self) -> None:
-        """Bind and start every frontend. A server starts once; ``async with`` calls this for you."""
+        """Bind and start every frontend. A server starts once; ``async with`` calls this for you.
+
+        When a frontend cannot listen (a port in use, say) the ones already started are stopped and the
+        OSError, naming the protocol and the address, propagates.
+        """
         if self._started or self._closed:
             raise RuntimeError("a ReferenceServer can be started only once")
         self._started = True
-        port = await self._grpc.start(self.host, self._grpc_port)
-        self._urls["grpc"] = f"grpc://{_url_host(self.host)}:{port}"
+        try:
+            for name, frontend in self._frontends.items():
+                port = await self._start_one(name, frontend)
+                self._urls[name] = f"{_SCHEMES[name][self.tls]}://{url_host(self.host)}:{port}"
+        except BaseException:
+            await self.aclose()
+            raise
         logger.info("reference server listening on %s", ", ".join(self._urls.values()))
+
+    async def _start_one(self, name: str, frontend: Union[GrpcFrontend, WebFrontend]) -> int:
+        try:
+            return await frontend.start(self.host, self._ports[name])
+        except OSError as exc:
+            where = f"{url_host(self.host)}:{self._ports[name]}"
+            raise OSError(exc.errno, f"cannot serve {name} on {where}: {exc.strerror or exc}") from exc
 
     async def aclose(self) -> None:
         """Stop every frontend, cancelling the calls in progress. Safe to call more than once."""
         if self._closed:
             return
         self._closed = True
-        await self._grpc.close()
+        async with anyio.create_task_group() as tg:
+            for frontend in self._frontends.values():
+                tg.start_soon(frontend.close)
         logger.info("reference server stopped")
 
     async def wait_for_idle(self, *, timeout: float = 10.0) -> None:
-        """Wait until the server has finished every open call; TimeoutError after ``timeout`` seconds.
+        """Wait until no call is open on any protocol; TimeoutError after ``timeout`` seconds.
+
+        Calls are gRPC streams, WebSocket connections and HTTP requests.
 
         Works from any thread and event loop (the waiting happens in a worker thread), so a test can call it
         while the server runs in :func:`~aclip.testing.serve_in_thread`.
@@ -122,5 +198,13 @@ class ReferenceServer:
         await self.aclose()
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+def _check_protocols(protocols: Union[str, Iterable[str]]) -> tuple[str, ...]:
+    """The protocols to serve, in the order of :data:`PROTOCOLS`; a string may list them comma-separated."""
+    names = protocols.split(",") if isinstance(protocols, str) else list(protocols)
+    wanted = {name.strip().lower() for name in names if name.strip()}
+    unknown = wanted.difference(PROTOCOLS)
+    if unknown:
+        raise ValueError(f"unknown protocol(s) {sorted(unknown)}; choose from {list(PROTOCOLS)}")
+    if not wanted:
+        raise ValueError(f"serve at least one protocol of {list(PROTOCOLS)}")
+    return tuple(name for name in PROTOCOLS if name in wanted)

@@ -24,11 +24,13 @@ class ServerStats:
         (0, 0)
     """
 
-    #: Streams (gRPC calls) opened, the rejected ones included.
+    #: Calls opened, the rejected ones included: gRPC streams, WebSocket connections and HTTP requests.
     calls: int = 0
-    #: Streams open right now (the server has not finished them yet).
+    #: Calls open right now (the server has not finished them yet).
     calls_open: int = 0
-    #: Calls refused before any request was read: bad or missing token.
+    #: The most calls that were open at once.
+    calls_open_peak: int = 0
+    #: Calls refused before any request was read (on every protocol): bad or missing token.
     calls_rejected: int = 0
     #: Requests decoded and handed to the executor.
     requests_received: int = 0
@@ -44,10 +46,11 @@ class ServerStats:
 
     @contextlib.contextmanager
     def track_call(self) -> Iterator[None]:
-        """Count one stream for as long as the block runs (frontends wrap each call in this)."""
+        """Count one call for as long as the block runs (frontends wrap each call in this)."""
         with self._changed:
             self.calls += 1
             self.calls_open += 1
+            self.calls_open_peak = max(self.calls_open_peak, self.calls_open)
         try:
             yield
         finally:
@@ -56,7 +59,7 @@ class ServerStats:
                 self._changed.notify_all()
 
     def wait_for_idle(self, timeout: float) -> bool:
-        """Block the calling thread until no stream is open; False if that takes over ``timeout`` seconds.
+        """Block the calling thread until no call is open; False if that takes over ``timeout`` seconds.
 
         Example::
 

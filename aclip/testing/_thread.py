@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Optional, Union
 
 from aclip.testing._loader import DEFAULT_FETCH_TIMEOUT
 from aclip.testing._sequencer import DEFAULT_HOLD
-from aclip.testing._server import ReferenceServer
+from aclip.testing._server import PROTOCOLS, ReferenceServer
 
 __all__ = ["serve_in_thread"]
 
@@ -27,10 +28,17 @@ def serve_in_thread(
     host: str = "127.0.0.1",
     grpc_port: int = 0,
     *,
+    http_port: int = 0,
+    websocket_port: int = 0,
+    protocols: Union[str, Iterable[str]] = PROTOCOLS,
     out_of_order: bool = False,
     out_of_order_hold: float = DEFAULT_HOLD,
-    token: str | None = None,
+    token: Optional[str] = None,
     fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
+    delay: float = 0.0,
+    certfile: Optional[str] = None,
+    keyfile: Optional[str] = None,
+    client_ca_file: Optional[str] = None,
     start_timeout: float = 10.0,
     stop_timeout: float = 10.0,
 ) -> Iterator[ReferenceServer]:
@@ -43,16 +51,25 @@ def serve_in_thread(
     Example::
 
         with serve_in_thread(out_of_order=True) as server:
-            print(server.url("grpc"))  # grpc://127.0.0.1:54321
-            print(server.stats.requests_received)
+            grpc_url = server.url("grpc")  # grpc://127.0.0.1:54321
+            ws_url = server.url("websocket")  # ws://127.0.0.1:54323
+            ...
+            assert server.stats.requests_received > 0
     """
     server = ReferenceServer(
         host,
         grpc_port,
+        http_port=http_port,
+        websocket_port=websocket_port,
+        protocols=protocols,
         out_of_order=out_of_order,
         out_of_order_hold=out_of_order_hold,
         token=token,
         fetch_timeout=fetch_timeout,
+        delay=delay,
+        certfile=certfile,
+        keyfile=keyfile,
+        client_ca_file=client_ca_file,
     )
     runner = _Runner(server)
     thread = threading.Thread(target=runner.run, name="aclip-reference-server", daemon=True)
