@@ -22,7 +22,7 @@ def main() -> None:
         image_path = pathlib.Path(folder) / "apple.png"
         image_path.write_bytes(sample_png(32, 24, seed=7))
         url = server.url("grpc")
-        print(f"reference server (deterministic test encoder) at {url}")
+        print(f"reference server (deterministic test encoder) at {', '.join(server.urls.values())}")
 
         with Client(url) as client:
             sentences = ["she smiled, with pain", "a photo of an apple", "she smiled, with pain"]
@@ -38,6 +38,11 @@ def main() -> None:
 
         assert np.array_equal(vectors[0], embed_text(sentences[0])), "the server's answer is not the test encoder's"
         print("embeddings match the test encoder exactly; identical inputs have similarity 1.000")
+
+        for protocol in ("http", "websocket"):
+            with Client(server.url(protocol)) as client:
+                same = client.encode([*sentences, str(image_path)], batch_size=2)
+            print(f"over {protocol:9} {server.url(protocol)}: identical to gRPC: {np.array_equal(same, vectors)}")
 
 
 if __name__ == "__main__":

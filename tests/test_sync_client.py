@@ -9,13 +9,13 @@ import threading
 import numpy as np
 import pytest
 
-from aclip import Client, ClientClosedError, ConnectError, Document, DocumentList, TransportError
-from aclip.testing import serve_in_thread
+from aclip import Client, ClientClosedError, ConnectError, Document, DocumentList
+from tests.conftest import Endpoint
 from tests.helpers import expected_text
 
 
-def test_encode_strings_and_documents(grpc_url: str) -> None:
-    with Client(grpc_url) as client:
+def test_encode_strings_and_documents(endpoint: Endpoint) -> None:
+    with endpoint.client() as client:
         vectors = client.encode(["one", "two", "three"], batch_size=2)
         docs = client.encode([Document(text="four")])
     np.testing.assert_array_equal(vectors, np.stack([expected_text(t) for t in ("one", "two", "three")]))
@@ -23,7 +23,7 @@ def test_encode_strings_and_documents(grpc_url: str) -> None:
     np.testing.assert_array_equal(docs[0].embedding, expected_text("four"))
 
 
-def test_sixteen_threads_share_one_client(grpc_url: str) -> None:
+def test_sixteen_threads_share_one_client(plain_endpoint: Endpoint) -> None:
     results: dict[int, np.ndarray] = {}
     errors: list[BaseException] = []
     start = threading.Barrier(16)
@@ -35,7 +35,7 @@ def test_sixteen_threads_share_one_client(grpc_url: str) -> None:
         except BaseException as err:  # reported below
             errors.append(err)
 
-    with Client(grpc_url) as client:
+    with plain_endpoint.client() as client:
         threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
         for thread in threads:
             thread.start()
@@ -47,8 +47,8 @@ def test_sixteen_threads_share_one_client(grpc_url: str) -> None:
         np.testing.assert_array_equal(vectors, np.stack([expected_text(f"thread {n} item {i}") for i in range(40)]))
 
 
-def test_sync_client_inside_a_running_event_loop(grpc_url: str) -> None:
-    client = Client(grpc_url)
+def test_sync_client_inside_a_running_event_loop(plain_endpoint: Endpoint) -> None:
+    client = plain_endpoint.client()
 
     async def handler() -> np.ndarray:
         # a sync FastAPI route or a Jupyter cell: blocking call while this thread's loop runs
@@ -61,8 +61,8 @@ def test_sync_client_inside_a_running_event_loop(grpc_url: str) -> None:
     np.testing.assert_array_equal(vectors[0], expected_text("from inside a loop"))
 
 
-def test_client_aencode_runs_on_the_callers_loop(grpc_url: str) -> None:
-    client = Client(grpc_url)
+def test_client_aencode_runs_on_the_callers_loop(plain_endpoint: Endpoint) -> None:
+    client = plain_endpoint.client()
 
     async def main() -> np.ndarray:
         other = asyncio.create_task(asyncio.sleep(0))
@@ -91,11 +91,15 @@ def test_closed_client_refuses_calls_and_stops_its_thread(grpc_url: str) -> None
         client.encode(["x"])
 
 
-def test_nothing_listening_is_a_connect_error() -> None:
+@pytest.mark.parametrize("scheme", ["grpc", "http", "ws"])
+def test_nothing_listening_is_a_connect_error(scheme: str) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again below: nothing listens there
-    with Client(f"grpc://127.0.0.1:{port}") as client, pytest.raises(ConnectError, match=f"127.0.0.1:{port}") as caught:
+    with (
+        Client(f"{scheme}://127.0.0.1:{port}") as client,
+        pytest.raises(ConnectError, match=f"127.0.0.1:{port}") as caught,
+    ):
         client.encode(["x"])
     assert isinstance(caught.value.__cause__, OSError)  # chained to what the OS said
 
@@ -105,21 +109,6 @@ def test_token_is_not_in_the_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     client = Client("grpc://127.0.0.1:1")
     assert "s3cret" not in repr(client) and "s3cret" not in repr(client._async)
     client.close()
-
-
-def test_token_from_credential_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    with serve_in_thread(token="s3cret-token") as guarded:
-        url = guarded.url("grpc")
-        with Client(url, credential={"Authorization": "s3cret-token"}) as client:
-            np.testing.assert_array_equal(client.encode(["let me in"])[0], expected_text("let me in"))
-        monkeypatch.setenv("CLIP_AUTH_TOKEN", "s3cret-token")
-        with Client(url) as client:
-            np.testing.assert_array_equal(client.encode(["by env"])[0], expected_text("by env"))
-        monkeypatch.delenv("CLIP_AUTH_TOKEN")
-        with Client(url) as client, pytest.raises(TransportError, match="UNAUTHENTICATED") as caught:
-            client.encode(["no token"])
-        assert "s3cret" not in str(caught.value)
-        assert guarded.stats.calls_rejected == 1
 
 
 def test_credential_must_name_authorization() -> None:

@@ -10,7 +10,7 @@ from aclip._codec import decode_ndarray, executor_failure, parse_response
 from aclip._pb.jina_pb2 import DataRequestProto, StatusProto
 from tests.helpers import expected_embedding, expected_tensor
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).parent / "data" / "grpc"
 
 
 def load(name: str) -> DataRequestProto:
