@@ -6,7 +6,11 @@ CLIP-as-service server behind a Jina gateway, on all three of its protocols at o
 TLS and a token optional): the ``/jina.JinaRPC/Call`` gRPC stream, the HTTP routes (``POST /post`` with
 the gateway's JSON) and the WebSocket stream (subprotocols ``bytes`` and ``json``); the response shape
 (header, parameters, routes ``gateway`` and ``clip_t``), server-side URI loading, ``drop_image_content``,
-and executor errors reported in ``header.status`` without failing the stream.
+and executor errors reported in ``header.status`` without failing the stream. The endpoints behave as
+CLIP-as-service's: ``/encode`` embeds, ``/rank`` scores each document's matches against it (``clip_score``,
+``clip_score_cosine``) and sorts them, ``/index`` stores embedded documents in the server's memory and
+``/search`` returns the nearest stored ones by cosine distance, with the real server's numbers bit for bit
+(``server.executor.clear_index()`` empties the index, ``server.executor.indexed_count`` counts it).
 
 Use it in tests (on its own thread, off the test's event loop)::
 

@@ -6,9 +6,17 @@ empty ``target_executor``), the parameters echoed, two routes ``gateway`` and ``
 timestamps, and the documents with their embeddings. Frontends (gRPC, HTTP, WebSocket) only move bytes
 to and from this class.
 
-Endpoints are looked up in a dispatch table. ``/``, ``/encode`` and ``/encode/<model_name>`` encode, and so
-does any unknown endpoint (the real executor's default handler encodes). ``/rank``, ``/index`` and
-``/search`` encode too for now; each gets its own handler in the table when its semantics are implemented.
+Endpoints are looked up in a dispatch table, with CLIP-as-service's semantics:
+
+- ``/``, ``/encode`` and ``/encode/<model_name>`` encode, and so does any unknown endpoint (the real
+  executor's default handler encodes);
+- ``/rank`` and ``/rank/<model_name>`` embed every root and its matches, then score and sort the matches
+  (:mod:`aclip.testing._rank`);
+- ``/index`` encodes and stores the documents in the executor's in-memory
+  :class:`~aclip.testing._store.IndexStore` (an upsert by id); :meth:`ReferenceExecutor.clear_index` empties
+  it and :attr:`ReferenceExecutor.indexed_count` tells how many documents it holds;
+- ``/search`` encodes the queries and gives each the ``limit`` (default 10) nearest stored documents as
+  matches, scored by cosine distance (:mod:`aclip.testing._store`, :mod:`aclip.testing._scoring`).
 
 An exception inside a handler never fails the stream: that one response carries ``header.status`` ERROR
 with ``exception {name, args, stacks, executor}`` (the executor's route carries the same status) and the
@@ -31,9 +39,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 import traceback
-from collections.abc import Awaitable, Callable, MutableSequence
+from collections.abc import Awaitable, Callable, Iterable, MutableSequence
 
 import anyio.to_thread
 from google.protobuf import struct_pb2
@@ -42,9 +51,20 @@ from aclip._codec import decode_ndarray, encode_ndarray
 from aclip._pb import docarray_pb2, jina_pb2
 from aclip.testing._encoder import check_image, tensor_payload, test_embedding
 from aclip.testing._loader import DEFAULT_FETCH_TIMEOUT, load_uri
+from aclip.testing._rank import rank_matches
 from aclip.testing._stats import ServerStats
+from aclip.testing._store import IndexStore, set_matches
 
-__all__ = ["EXECUTOR_NAME", "ROUTE_NAME", "EndpointHandler", "ReferenceExecutor", "error_status"]
+__all__ = [
+    "DEFAULT_SEARCH_LIMIT",
+    "EXECUTOR_NAME",
+    "ROUTE_NAME",
+    "EndpointHandler",
+    "ReferenceExecutor",
+    "bool_parameter",
+    "error_status",
+    "limit_parameter",
+]
 
 logger = logging.getLogger("aclip.testing")
 
@@ -52,6 +72,8 @@ logger = logging.getLogger("aclip.testing")
 ROUTE_NAME = "clip_t"
 #: ``exception.executor`` in error responses: the class name of the real CLIP executor.
 EXECUTOR_NAME = "CLIPEncoder"
+#: How many matches ``/search`` returns per query without a ``limit`` parameter.
+DEFAULT_SEARCH_LIMIT = 10
 
 Docs = MutableSequence[docarray_pb2.DocumentProto]
 #: An endpoint: fills in ``docs`` (the response's own copy) in place, may raise to fail the request.
@@ -65,10 +87,15 @@ _INLINE_MAX_BYTES = 1 << 20
 class ReferenceExecutor:
     """Answers Jina DataRequests like a gateway in front of a CLIP executor with the test encoder.
 
+    The executor owns the index that ``/index`` fills and ``/search`` searches (``executor.store``); it
+    lives as long as the executor, i.e. the server. Tests reset it with :meth:`clear_index`.
+
     Example::
 
         executor = ReferenceExecutor()
         response = await executor.handle(request)  # DataRequestProto in, DataRequestProto out
+        executor.indexed_count  # documents stored by /index so far
+        executor.clear_index()
     """
 
     def __init__(
@@ -77,25 +104,43 @@ class ReferenceExecutor:
         self.stats = stats if stats is not None else ServerStats()
         self._fetch_timeout = fetch_timeout
         self._delay = delay
+        #: The documents ``/index`` stored, searched by ``/search``.
+        self.store = IndexStore()
         self._endpoints: dict[str, EndpointHandler] = {
             "/": self.encode,
             "/encode": self.encode,
-            # clip_server's other endpoints: they encode until their own handlers replace these entries.
-            "/rank": self.encode,
-            "/index": self.encode,
-            "/search": self.encode,
+            "/rank": self.rank,
+            "/index": self.index,
+            "/search": self.search,
         }
 
+    @property
+    def indexed_count(self) -> int:
+        """How many documents ``/index`` has stored (distinct ids; re-indexing an id replaces it)."""
+        return self.store.count
+
+    def clear_index(self) -> None:
+        """Forget every document ``/index`` stored; safe to call from any thread.
+
+        Example::
+
+            with serve_in_thread() as server:
+                ...  # index, search
+                server.executor.clear_index()
+                assert server.executor.indexed_count == 0
+        """
+        self.store.clear()
+
     def handler_for(self, endpoint: str) -> EndpointHandler:
-        """The handler for ``exec_endpoint``: ``/encode/<model>`` is ``/encode``, unknown ones encode."""
-        if endpoint.startswith("/encode/"):
-            endpoint = "/encode"
+        """The handler for ``exec_endpoint``: ``/encode/<model>`` is ``/encode`` and ``/rank/<model>`` is
+        ``/rank``; unknown endpoints encode."""
+        for base in ("/encode", "/rank"):
+            if endpoint.startswith(base + "/"):
+                endpoint = base
         return self._endpoints.get(endpoint, self.encode)
 
     async def handle(self, request: jina_pb2.DataRequestProto) -> jina_pb2.DataRequestProto:
         """Process one request; exceptions become an error response, never propagate (except cancellation)."""
-        if self._delay > 0:
-            await asyncio.sleep(self._delay)  # a slow model, for tests of concurrency and timeouts
         clock = _Clock()
         response = jina_pb2.DataRequestProto()
         gateway = response.routes.add(executor="gateway")
@@ -106,6 +151,8 @@ class ReferenceExecutor:
         response.parameters.CopyFrom(request.parameters)
         executor = response.routes.add(executor=ROUTE_NAME)
         executor.start_time.FromNanoseconds(clock.now())
+        if self._delay > 0:  # a slow model (tests of concurrency, timeouts, profile): the executor's time
+            await asyncio.sleep(self._delay)
         try:
             response.data.docs.CopyFrom(_request_docs(request))
             handler = self.handler_for(request.header.exec_endpoint)
@@ -123,17 +170,44 @@ class ReferenceExecutor:
         return response
 
     async def encode(self, docs: Docs, parameters: struct_pb2.Struct) -> None:
-        """Fill ``embedding`` of every text and image doc; honour ``drop_image_content``."""
+        """``/encode``: fill ``embedding`` of every text and image doc; honour ``drop_image_content``."""
         drop_image_content = bool_parameter(parameters, "drop_image_content", default=False)
+        await self.embed(docs)
+        if drop_image_content:
+            for doc in docs:
+                doc.ClearField("blob")
+                doc.ClearField("tensor")
+
+    async def embed(self, docs: Iterable[docarray_pb2.DocumentProto]) -> None:
+        """Fill ``embedding`` (and a missing ``mime_type``) of every doc with content, as ``/encode`` does.
+
+        Docs without content are left alone; a URI is loaded, a blob that is no image raises.
+        """
         jobs = [job for doc in docs if (job := await self._plan(doc)) is not None]
         if len(jobs) > _INLINE_MAX_DOCS or sum(job.size for job in jobs) > _INLINE_MAX_BYTES:
             await anyio.to_thread.run_sync(_run_jobs, jobs)
         else:
             _run_jobs(jobs)
-        if drop_image_content:
-            for doc in docs:
-                doc.ClearField("blob")
-                doc.ClearField("tensor")
+
+    async def rank(self, docs: Docs, parameters: struct_pb2.Struct) -> None:
+        """``/rank``: embed roots and matches, then score and sort each root's matches (see ``_rank``).
+
+        ``drop_image_content`` is not applied: the real server returns the blobs of ranked documents.
+        """
+        await self.embed([doc for root in docs for doc in (root, *root.matches)])
+        rank_matches(docs)
+
+    async def index(self, docs: Docs, parameters: struct_pb2.Struct) -> None:
+        """``/index``: encode as ``/encode`` does, then store the embedded docs (an upsert by id)."""
+        await self.encode(docs, parameters)
+        self.store.upsert(docs)
+
+    async def search(self, docs: Docs, parameters: struct_pb2.Struct) -> None:
+        """``/search``: encode the queries, then give each its ``limit`` nearest stored docs as matches."""
+        limit = limit_parameter(parameters)
+        await self.encode(docs, parameters)
+        for query, found in zip(docs, self.store.search(docs, limit)):
+            set_matches(query, found)
 
     async def _plan(self, doc: docarray_pb2.DocumentProto) -> _Job | None:
         """What to embed for ``doc`` (None: nothing). Loads a URI; raises for a blob that is no image."""
@@ -188,6 +262,30 @@ def bool_parameter(parameters: struct_pb2.Struct, name: str, *, default: bool) -
     return default
 
 
+def limit_parameter(parameters: struct_pb2.Struct, name: str = "limit") -> int:
+    """Read ``/search``'s ``limit``: a positive whole number (``2`` or ``2.0``); absent or null is the default.
+
+    Anything else (0, -1, 2.5, "2", true) raises ValueError: an executor error.
+
+    Example::
+
+        >>> from google.protobuf import struct_pb2
+        >>> limit_parameter(struct_pb2.Struct(fields={"limit": struct_pb2.Value(number_value=2.0)}))
+        2
+        >>> limit_parameter(struct_pb2.Struct())
+        10
+    """
+    value = parameters.fields.get(name)
+    kind = None if value is None else value.WhichOneof("kind")
+    if value is None or kind in (None, "null_value"):
+        return DEFAULT_SEARCH_LIMIT
+    number = value.number_value if kind == "number_value" else math.nan
+    if not (math.isfinite(number) and number == int(number) and number >= 1):
+        shown = repr(getattr(value, kind)) if kind in ("number_value", "string_value", "bool_value") else f"a {kind}"
+        raise ValueError(f"parameter {name!r} must be a positive integer, got {shown}")
+    return int(number)
+
+
 def error_status(exc: BaseException) -> jina_pb2.StatusProto:
     """The ``StatusProto`` (code ERROR) that reports ``exc`` as a Jina executor does."""
     status = jina_pb2.StatusProto(code=jina_pb2.StatusProto.ERROR, description=repr(exc))
@@ -211,14 +309,17 @@ def _request_docs(request: jina_pb2.DataRequestProto, *, strict: bool = True) ->
 
 
 class _Clock:
-    """Wall-clock nanoseconds that never go backwards within one request (route times must nest).
+    """Wall-clock nanoseconds that strictly increase within one request, so route times nest as a real
+    gateway's do (gateway start < executor start < executor end < gateway end: every span is positive, and a
+    client's profile() can split the time into network and server parts).
 
-    Whole microseconds, as a real gateway's timestamps are (its JSON answers show six fraction digits).
+    Whole microseconds, as a real gateway's timestamps are (its JSON answers show six fraction digits); a
+    reading within the same microsecond as the previous one is moved one microsecond on.
     """
 
     def __init__(self) -> None:
         self._last = 0
 
     def now(self) -> int:
-        self._last = max(self._last, time.time_ns() // 1000 * 1000)
+        self._last = max(self._last + 1000, time.time_ns() // 1000 * 1000)
         return self._last

@@ -46,7 +46,12 @@ class ReferenceServer:
     raw token without "Bearer"); ``certfile`` and ``keyfile`` (PEM paths) make every frontend speak TLS,
     with the URL schemes grpcs, https and wss, and ``client_ca_file`` (PEM) also makes it require a client
     certificate signed by that CA (mutual TLS); ``delay`` makes every request take that many seconds more
-    (a slow model); ``fetch_timeout`` bounds the download of an http(s) document URI.
+    (a slow model: the time shows in the ``clip_t`` route); ``fetch_timeout`` bounds the download of an
+    http(s) document URI.
+
+    ``/index`` stores documents in ``server.executor`` for later ``/search`` requests, for the server's
+    lifetime; ``server.executor.clear_index()`` empties that index and ``server.executor.indexed_count``
+    tells how many documents it holds.
 
     The server loads document URIs itself, local files and URLs included: bind it to a loopback address
     (the default) unless every client may read what the server's user can read.
