@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import Any, Iterator, List, NoReturn, Optional
+from typing import Any, Callable, Iterator, List, NoReturn, Optional
 
 from ._document import Document
 from ._errors import InputTypeError
@@ -20,12 +20,14 @@ def iter_batches(
     mode: InputMode,
     batch_size: int,
     collected: Optional[List[Any]] = None,
+    classify: Callable[[Any, int], Item] = classify_document,
 ) -> Iterator[Batch]:
     """Yield batches of ``batch_size`` classified items, reading ``items`` only as batches are needed.
 
     Strings get ids made of a per-call random prefix and their position; Documents keep their own ids
     (duplicates and empty ids are fine: answers are matched by position). In Documents mode every
-    Document is also appended to ``collected``, the call's result list.
+    Document is also appended to ``collected``, the call's result list, and turned into an item by
+    ``classify`` (rank passes one that also takes the matches).
     """
     prefix = os.urandom(8).hex()
     start = 0
@@ -45,7 +47,7 @@ def iter_batches(
             for offset, doc in enumerate(chunk):
                 if not isinstance(doc, Document):
                     _mismatch(doc, start + offset, mode)
-                batch_items.append(classify_document(doc, start + offset))
+                batch_items.append(classify(doc, start + offset))
             if collected is not None:
                 collected.extend(chunk)
             yield Batch(seq=seq, start=start, items=batch_items, ids=[doc.id for doc in chunk], sources=chunk)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import ssl
 import threading
+import time
 from types import TracebackType
-from typing import Any, Dict, Iterable, Mapping, Optional, Type, Union, overload
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Type, Union, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,7 +22,8 @@ from ._constants import (
     TOKEN_ENVIRONMENT_VARIABLE,
 )
 from ._document import Document, DocumentList
-from ._errors import ClientClosedError
+from ._errors import ClientClosedError, InputTypeError
+from ._inputs import InputMode
 from ._tls import TLSOptions
 
 __all__ = ["AsyncClient"]
@@ -55,12 +58,9 @@ def endpoint_and_parameters(base: str, parameters: Optional[Mapping[str, Any]]) 
     ``model_name`` selects ``<base>/<model_name>`` and is not sent on; ``drop_image_content`` defaults
     to true, so the server does not send image bytes back.
     """
-    if parameters is not None and not isinstance(parameters, Mapping):
-        raise TypeError(f"parameters must be a dict, not {type(parameters).__name__}")
-    sent: Dict[str, Any] = dict(parameters or {})
+    sent = _with_defaults(parameters)
     model_name = sent.pop("model_name", None)
     endpoint = f"{base}/{model_name}" if model_name else base
-    sent.setdefault("drop_image_content", True)
     return endpoint, sent
 
 
@@ -208,28 +208,231 @@ class AsyncClient:
             vectors = await client.aencode(["she smiled, with pain", "apple.png"])
             vectors.shape   # (2, 512)
         """
-        from ._batches import iter_batches
-        from ._codec import parameters_struct
         from ._inputs import InputMode, peek_mode
-        from ._results import ArrayCollector, DocumentCollector
-        from ._streaming import CallSettings, run_stream
+        from ._results import ArrayCollector
 
-        batch_size = _positive_int("batch_size", batch_size)
-        prefetch = _positive_int("prefetch", prefetch)
-        endpoint, sent_parameters = endpoint_and_parameters("/encode", parameters)
+        _positive_int("batch_size", batch_size)
+        _positive_int("prefetch", prefetch)
+        endpoint, sent = endpoint_and_parameters("/encode", parameters)
         total = len(content) if hasattr(content, "__len__") else None  # type: ignore[arg-type]
         mode, items = peek_mode(content)
         if mode is None:
             return DocumentList() if isinstance(content, DocumentList) else np.empty((0, 0), dtype=np.float32)
-        transport = self._transport()
-        settings = CallSettings(endpoint=endpoint, parameters=parameters_struct(sent_parameters), prefetch=prefetch)
-        if mode is InputMode.STRINGS:
-            array_collector = ArrayCollector(total)
-            batches = iter_batches(items, mode=mode, batch_size=batch_size)
-            await run_stream(transport, batches, settings, array_collector)
-            return array_collector.result()
-        documents = DocumentList()
-        document_collector = DocumentCollector(documents)
-        batches = iter_batches(items, mode=mode, batch_size=batch_size, collected=documents)
-        await run_stream(transport, batches, settings, document_collector)
-        return document_collector.result()
+        if mode is InputMode.DOCUMENTS:
+            return await self._documents_call(
+                items, endpoint=endpoint, parameters=sent, batch_size=batch_size, prefetch=prefetch
+            )
+        collector = ArrayCollector(total)
+        await self._stream(items, mode, collector, endpoint, sent, batch_size=batch_size, prefetch=prefetch)
+        return collector.result()
+
+    async def arank(
+        self,
+        docs: Iterable[Document],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> DocumentList:
+        """Rank each Document's ``matches`` against it by CLIP similarity.
+
+        Each root Document (a sentence or an image) carries ``matches``: Documents of the other modality.
+        The result is the same root Documents, in input order, each with ``.embedding`` and a new
+        ``.matches`` list sorted by ``scores["clip_score"]`` (softmax over that root's matches, highest
+        first) with ``scores["clip_score_cosine"]`` beside it. A root without matches, or with a match
+        that is not a Document, is an InputError before anything is sent. ``model_name`` in
+        ``parameters`` selects ``/rank/<model_name>``.
+
+        Example::
+
+            d = Document(uri="rerank.png", matches=[Document(text=f"a photo of a {p}") for p in ("cat", "dog")])
+            [r] = await client.arank([d])
+            [(m.text, m.scores["clip_score"].value) for m in r.matches]
+        """
+        from ._inputs import check_iterable, classify_rank_root
+
+        check_iterable(docs, what="docs")
+        roots = list(docs)
+        for position, root in enumerate(roots):
+            classify_rank_root(root, position)  # every root is checked before anything is sent
+        endpoint, sent = endpoint_and_parameters("/rank", parameters)
+        return await self._documents_call(
+            iter(roots),
+            endpoint=endpoint,
+            parameters=sent,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            with_matches=True,
+            classify=classify_rank_root,
+        )
+
+    async def aindex(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> DocumentList:
+        """Embed and store sentences and images in the server's index (a Flow with an indexer).
+
+        Strings become Documents (a sentence, or an image ``uri``) as :meth:`aencode` detects them; the
+        result is the Documents, in input order, with ``.embedding``. A document indexed again under the
+        same id replaces the stored one.
+
+        Example::
+
+            docs = await client.aindex(["she smiled, with pain", "apple.png"])
+        """
+        sent = _with_defaults(parameters)
+        return await self._documents_call(
+            _as_documents(content), endpoint="/index", parameters=sent, batch_size=batch_size, prefetch=prefetch
+        )
+
+    async def asearch(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        limit: int = 10,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> DocumentList:
+        """Find the ``limit`` indexed documents nearest to each query.
+
+        Returns one Document per query, in input order (your own Documents, or new ones made from
+        strings), whose ``matches`` are the nearest indexed documents, closest first, each with
+        ``scores["cosine"].value``: a cosine *distance*, so lower is closer. ``limit`` wins over a
+        ``limit`` inside ``parameters``.
+
+        Example::
+
+            [hit] = await client.asearch(["smile"], limit=2)
+            [(m.text, m.scores["cosine"].value) for m in hit.matches]
+        """
+        limit = _positive_int("limit", limit)
+        sent = {**_with_defaults(parameters), "limit": limit}
+        return await self._documents_call(
+            _as_documents(content),
+            endpoint="/search",
+            parameters=sent,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            with_matches=True,
+        )
+
+    async def aprofile(self, content: str = "", *, show: bool = True) -> Dict[str, float]:
+        """Time one request and break the time down by the server's own route timestamps.
+
+        Sends one Document (empty by default; or a sentence, an image path, an image URL or a data URI)
+        and returns milliseconds under the names ``roundtrip``, ``client_server_network``, ``server``,
+        ``gateway_clip_network`` and ``clip_model``. With ``show`` it also prints them as a tree (with
+        rich when it is installed).
+
+        Example::
+
+            times = await client.aprofile("hello, world")
+            times["server"] <= times["roundtrip"]   # True
+        """
+        from ._profile import breakdown, render
+
+        if not isinstance(content, str):
+            raise InputTypeError(f"profile takes one str (a sentence or an image), not {type(content).__name__}")
+        routes: List[Any] = []
+        document = Document() if content == "" else _string_document(content)
+        started = time.perf_counter()
+        await self._stream(
+            iter([document]),
+            InputMode.DOCUMENTS,
+            lambda batch, response, docs: routes.extend(response.routes),
+            "/",
+            {},
+            batch_size=1,
+            prefetch=1,
+        )
+        times = breakdown(time.perf_counter() - started, routes)
+        if show:
+            render(times)
+        return times
+
+    async def _documents_call(
+        self,
+        documents: Iterable[Any],
+        *,
+        endpoint: str,
+        parameters: Dict[str, Any],
+        batch_size: int,
+        prefetch: int,
+        with_matches: bool = False,
+        classify: Optional[Callable[[Any, int], Any]] = None,
+    ) -> DocumentList:
+        from ._results import DocumentCollector
+
+        results = DocumentList()
+        collector = DocumentCollector(results, with_matches=with_matches)
+        await self._stream(
+            iter(documents),
+            InputMode.DOCUMENTS,
+            collector,
+            endpoint,
+            parameters,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            collected=results,
+            classify=classify,
+        )
+        return results
+
+    async def _stream(
+        self,
+        items: Iterator[Any],
+        mode: InputMode,
+        handle: Callable[..., None],
+        endpoint: str,
+        parameters: Dict[str, Any],
+        *,
+        batch_size: int,
+        prefetch: int,
+        collected: Optional[List[Any]] = None,
+        classify: Optional[Callable[[Any, int], Any]] = None,
+    ) -> None:
+        """One call: batches of ``items`` to ``endpoint``, each answer to ``handle``."""
+        from ._batches import iter_batches
+        from ._codec import parameters_struct
+        from ._streaming import CallSettings, run_stream
+
+        batch_size = _positive_int("batch_size", batch_size)
+        prefetch = _positive_int("prefetch", prefetch)
+        settings = CallSettings(endpoint=endpoint, parameters=parameters_struct(parameters), prefetch=prefetch)
+        options: Dict[str, Any] = {"classify": classify} if classify is not None else {}
+        batches = iter_batches(items, mode=mode, batch_size=batch_size, collected=collected, **options)
+        first = next(batches, None)
+        if first is None:
+            return
+        await run_stream(self._transport(), itertools.chain([first], batches), settings, handle)
+
+
+def _with_defaults(parameters: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """A copy of the caller's parameters with ``drop_image_content`` defaulting to true."""
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise TypeError(f"parameters must be a dict, not {type(parameters).__name__}")
+    sent: Dict[str, Any] = dict(parameters or {})
+    sent.setdefault("drop_image_content", True)
+    return sent
+
+
+def _string_document(value: str) -> Document:
+    """The Document a string stands for: a sentence, or an image by its ``uri``."""
+    from ._inputs import Kind, classify_string
+
+    return Document(text=value) if classify_string(value).kind is Kind.TEXT else Document(uri=value)
+
+
+def _as_documents(content: Union[Iterable[str], Iterable[Document]]) -> Iterator[Any]:
+    """Strings become Documents lazily; Documents (and anything else, for the checks) pass through."""
+    from ._inputs import InputMode, peek_mode
+
+    mode, items = peek_mode(content)
+    if mode is InputMode.STRINGS:
+        return (_string_document(item) if isinstance(item, str) else item for item in items)
+    return items

@@ -11,9 +11,11 @@ import functools
 from typing import Any, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.protobuf.struct_pb2 import Struct
 
+from ._document import Document, NamedScore
 from ._errors import InputError, ProtocolError
 from ._inputs import Item, Kind
 from ._pb.docarray_pb2 import DocumentProto, NdArrayProto
@@ -25,6 +27,7 @@ __all__ = [
     "ExecutorFailure",
     "build_request",
     "decode_ndarray",
+    "document_from_proto",
     "encode_ndarray",
     "executor_failure",
     "parameters_struct",
@@ -115,27 +118,55 @@ def build_request(
         request.parameters.CopyFrom(parameters)
     docs = request.data.docs.docs
     for item, doc_id in zip(items, ids):
-        doc = docs.add()
-        doc.id = doc_id
-        kind = item.kind
-        if kind == Kind.TEXT:
-            doc.text = item.payload  # type: ignore[assignment]
-        elif kind == Kind.BLOB:
-            doc.blob = item.payload  # type: ignore[assignment]
-        elif kind == Kind.TENSOR:
-            encode_ndarray(item.payload, doc.tensor)  # type: ignore[arg-type]
-        elif kind in (Kind.LOCAL_FILE, Kind.DATA_URI):
-            raise AssertionError("load_batch() must run before build_request()")
-        if item.uri:
-            doc.uri = item.uri
-        if item.mime_type:
-            doc.mime_type = item.mime_type
-        if item.tags:
-            try:
-                doc.tags.update(item.tags)
-            except (ValueError, TypeError) as err:
-                raise InputError(f"Document.tags of id {doc_id!r} must be JSON-like: {err}") from err
+        _write_item(item, doc_id, docs.add())
     return request
+
+
+def _write_item(item: Item, doc_id: str, doc: DocumentProto) -> None:
+    doc.id = doc_id
+    kind = item.kind
+    if kind == Kind.TEXT:
+        doc.text = item.payload  # type: ignore[assignment]
+    elif kind == Kind.BLOB:
+        doc.blob = item.payload  # type: ignore[assignment]
+    elif kind == Kind.TENSOR:
+        encode_ndarray(item.payload, doc.tensor)  # type: ignore[arg-type]
+    elif kind in (Kind.LOCAL_FILE, Kind.DATA_URI):
+        raise AssertionError("load_batch() must run before build_request()")
+    if item.uri:
+        doc.uri = item.uri
+    if item.mime_type:
+        doc.mime_type = item.mime_type
+    if item.tags:
+        try:
+            doc.tags.update(item.tags)
+        except (ValueError, TypeError) as err:
+            raise InputError(f"Document.tags of id {doc_id!r} must be JSON-like: {err}") from err
+    for match_id, match in item.matches:
+        match_doc = doc.matches.add()
+        _write_item(match, match_id, match_doc)
+        match_doc.adjacency = 1  # one hop from its root, as Jina marks matches
+
+
+def document_from_proto(doc: DocumentProto) -> Document:
+    """A new Document from a message: content, embedding (a writable copy), tags, scores and matches."""
+    content = doc.WhichOneof("content")
+    result = Document(
+        id=doc.id,
+        text=doc.text if content == "text" else None,
+        blob=doc.blob if content == "blob" else None,
+        tensor=decode_ndarray(doc.tensor, what=f"the tensor of {doc.id!r}").copy() if content == "tensor" else None,
+        uri=doc.uri or None,
+        mime_type=doc.mime_type,
+    )
+    if doc.HasField("embedding"):
+        result.embedding = decode_ndarray(doc.embedding, what=f"the embedding of {doc.id!r}").copy()
+    if doc.HasField("tags"):
+        result.tags = json_format.MessageToDict(doc.tags)
+    for name, score in doc.scores.items():
+        result.scores[name] = NamedScore(score.value, score.op_name, score.description, score.ref_id)
+    result.matches.extend(document_from_proto(match) for match in doc.matches)
+    return result
 
 
 def parse_response(data: bytes) -> DataRequestProto:

@@ -75,6 +75,8 @@ class Item(NamedTuple):
     uri: str
     mime_type: str
     tags: Optional[Mapping[str, Any]] = None
+    #: (id, item) of each match, for rank: the candidates a root document is compared with
+    matches: Tuple[Tuple[str, Item], ...] = ()
 
 
 class InputMode(enum.Enum):
@@ -220,20 +222,51 @@ def _checked_tensor(tensor: object, position: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def classify_rank_root(doc: object, position: int) -> Item:
+    """A root Document for rank: its content, plus its matches (each a Document) to be scored against it."""
+    if not isinstance(doc, Document):
+        raise InputTypeError(
+            f"input {position}: rank takes Documents whose .matches hold the candidates, not {type(doc).__name__}",
+            position=position,
+        )
+    if not doc.matches:
+        raise InputError(
+            f"input {position}: Document {doc.id!r} has no matches to rank; set .matches to a list of Documents "
+            "of the other modality (texts for an image, images for a text)",
+            position=position,
+        )
+    matches = []
+    for index, match in enumerate(doc.matches):
+        if not isinstance(match, Document):
+            raise InputTypeError(
+                f"input {position}: match {index} is a {type(match).__name__}; every match must be a Document",
+                position=position,
+            )
+        matches.append((match.id, classify_document(match, position)))
+    return classify_document(doc, position)._replace(matches=tuple(matches))
+
+
+_LOADED_BY_CLIENT = (Kind.LOCAL_FILE, Kind.DATA_URI)
+
+
 def needs_loading(items: Sequence[Item]) -> bool:
     """Whether a batch has items that :func:`load_batch` must read or decode (do that off the loop)."""
-    return any(item.kind in (Kind.LOCAL_FILE, Kind.DATA_URI) for item in items)
+    return any(item.kind in _LOADED_BY_CLIENT or needs_loading([m for _, m in item.matches]) for item in items)
 
 
 def load_batch(items: List[Item], start: int) -> List[Item]:
-    """Read local files and decode data URIs of one batch; blocking, so run it in a worker thread.
+    """Read local files and decode data URIs of one batch (matches included); blocking: run it in a thread.
 
     ``start`` is the input position of ``items[0]``, for error messages.
     """
-    return [
-        _load(item, start + offset) if item.kind in (Kind.LOCAL_FILE, Kind.DATA_URI) else item
-        for offset, item in enumerate(items)
-    ]
+    return [_load_with_matches(item, start + offset) for offset, item in enumerate(items)]
+
+
+def _load_with_matches(item: Item, position: int) -> Item:
+    loaded = _load(item, position) if item.kind in _LOADED_BY_CLIENT else item
+    if item.matches:
+        loaded = loaded._replace(matches=tuple((mid, _load_with_matches(m, position)) for mid, m in item.matches))
+    return loaded
 
 
 def _load(item: Item, position: int) -> Item:

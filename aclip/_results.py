@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ._codec import DataRequestProto, DocumentProto, decode_ndarray
+from ._codec import DataRequestProto, DocumentProto, decode_ndarray, document_from_proto
 from ._document import DocumentList
 from ._errors import MissingEmbeddingError, ProtocolError
 from ._streaming import Batch
@@ -91,10 +91,15 @@ class ArrayCollector:
 
 
 class DocumentCollector:
-    """Sets ``.embedding`` (a writable copy) on the caller's Documents, and a missing ``mime_type``."""
+    """Sets ``.embedding`` (a writable copy) on the caller's Documents, and a missing ``mime_type``.
 
-    def __init__(self, documents: DocumentList) -> None:
+    With ``with_matches`` (rank, search) each Document's ``matches`` becomes a new list of the server's
+    matches, in the server's order, with their scores.
+    """
+
+    def __init__(self, documents: DocumentList, *, with_matches: bool = False) -> None:
         self._documents = documents
+        self._with_matches = with_matches
 
     def __call__(self, batch: Batch, response: DataRequestProto, docs: List[DocumentProto]) -> None:
         sources: List[Any] = batch.sources or []
@@ -104,6 +109,8 @@ class DocumentCollector:
                 source.embedding = vector.copy()
             if doc.mime_type and not source.mime_type:
                 source.mime_type = doc.mime_type
+            if self._with_matches:
+                source.matches = DocumentList(document_from_proto(match) for match in doc.matches)
 
     def result(self) -> DocumentList:
         return self._documents

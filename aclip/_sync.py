@@ -15,7 +15,7 @@ import ssl
 import threading
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Optional, Type, TypeVar, Union, overload
+from typing import Any, Awaitable, Callable, Dict, Iterable, Mapping, Optional, Type, TypeVar, Union, overload
 
 import numpy as np
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -222,6 +222,136 @@ class Client:
 
             vectors = await client.aencode(["hello world"] * 100)
         """
+        self._check_open()
+        return await self._async.aencode(content, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+
+    def rank(
+        self,
+        docs: Iterable[Document],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> DocumentList:
+        """Rank each Document's matches against it; blocking. See :meth:`AsyncClient.arank`.
+
+        Example::
+
+            [r] = client.rank([Document(uri="rerank.png", matches=[Document(text="a cat"), Document(text="a dog")])])
+            r.matches[0].scores["clip_score"].value
+        """
+        return self._run(self._async.arank, docs, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+
+    async def arank(
+        self,
+        docs: Iterable[Document],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> DocumentList:
+        """:meth:`AsyncClient.arank` on the caller's own event loop.
+
+        Example::
+
+            ranked = await client.arank(docs)
+        """
+        self._check_open()
+        return await self._async.arank(docs, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+
+    def index(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> DocumentList:
+        """Embed and store sentences and images in the server's index; blocking. See :meth:`AsyncClient.aindex`.
+
+        Example::
+
+            client.index(["she smiled, with pain", "apple.png"])
+        """
+        return self._run(self._async.aindex, content, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+
+    async def aindex(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> DocumentList:
+        """:meth:`AsyncClient.aindex` on the caller's own event loop.
+
+        Example::
+
+            await client.aindex(["she smiled, with pain"])
+        """
+        self._check_open()
+        return await self._async.aindex(content, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+
+    def search(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        limit: int = 10,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> DocumentList:
+        """Find the ``limit`` nearest indexed documents for each query; blocking. See :meth:`AsyncClient.asearch`.
+
+        Example::
+
+            [hit] = client.search(["smile"], limit=2)
+            [(m.text, m.scores["cosine"].value) for m in hit.matches]
+        """
+        return self._run(
+            self._async.asearch, content, limit=limit, batch_size=batch_size, prefetch=prefetch, parameters=parameters
+        )
+
+    async def asearch(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        limit: int = 10,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> DocumentList:
+        """:meth:`AsyncClient.asearch` on the caller's own event loop.
+
+        Example::
+
+            hits = await client.asearch(["smile"], limit=2)
+        """
+        self._check_open()
+        return await self._async.asearch(
+            content, limit=limit, batch_size=batch_size, prefetch=prefetch, parameters=parameters
+        )
+
+    def profile(self, content: str = "", *, show: bool = True) -> Dict[str, float]:
+        """Time one request and print where the time went; blocking. See :meth:`AsyncClient.aprofile`.
+
+        Example::
+
+            client.profile()               # an empty Document
+            client.profile("apple.png")    # an image
+        """
+        return self._run(self._async.aprofile, content, show=show)
+
+    async def aprofile(self, content: str = "", *, show: bool = True) -> Dict[str, float]:
+        """:meth:`AsyncClient.aprofile` on the caller's own event loop.
+
+        Example::
+
+            times = await client.aprofile("hello, world")
+        """
+        self._check_open()
+        return await self._async.aprofile(content, show=show)
+
+    def _check_open(self) -> None:
         if self._closed:
             raise ClientClosedError(f"{self!r} is closed; create a new client")
-        return await self._async.aencode(content, batch_size=batch_size, prefetch=prefetch, parameters=parameters)

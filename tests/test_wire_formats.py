@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from google.protobuf.message import Message
 
-from aclip import AsyncClient, Document, HTTPStatusError, TransportError
+from aclip import AsyncClient, Document, DocumentList, HTTPStatusError, TransportError
 from aclip._jsonwire import request_from_json, response_to_json
 from aclip._pb.jina_pb2 import DataRequestProto
 from aclip.testing import ReferenceExecutor
@@ -234,3 +234,20 @@ async def test_http_error_status_carries_status_and_detail(capture: CaptureServe
     assert caught.value.status == 503
     assert caught.value.detail == "the model is warming up"
     assert "HTTP 503" in str(caught.value)
+
+
+async def test_model_name_selects_the_endpoint_and_is_not_sent(capture: CaptureServer) -> None:
+    parameters = {"model_name": "ViT-B-32", "drop_image_content": False}
+    root = Document(text="q", matches=DocumentList([Document(text="m")]))
+    async with AsyncClient(f"http://127.0.0.1:{capture.port}") as client:
+        await client.aencode(["x"], parameters=parameters)
+        await client.arank([root], parameters=parameters)
+        await client.asearch(["x"], limit=2, parameters={"limit": 7})
+        await client.aindex(["x"])
+    encode, rank, search, index = capture.bodies
+    assert encode["exec_endpoint"] == "/encode/ViT-B-32" and rank["exec_endpoint"] == "/rank/ViT-B-32"
+    assert encode["parameters"] == {"drop_image_content": False} == rank["parameters"]
+    assert search["exec_endpoint"] == "/search" and search["parameters"] == {"limit": 2, "drop_image_content": True}
+    assert index["exec_endpoint"] == "/index" and index["parameters"] == {"drop_image_content": True}
+    assert rank["data"][0]["matches"][0] == {"id": root.matches[0].id, "text": "m", "adjacency": 1}
+    assert parameters == {"model_name": "ViT-B-32", "drop_image_content": False}
