@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, SupportsIndex, Union, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["Document", "DocumentList", "NamedScore"]
 
@@ -54,6 +55,10 @@ class Document:
     scores: Dict[str, NamedScore] = field(default_factory=dict)
     tags: Dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.matches, DocumentList):
+            self.matches = DocumentList(self.matches)
+
     def __repr__(self) -> str:
         parts = [f"id={self.id!r}"]
         if self.text is not None:
@@ -78,20 +83,73 @@ class Document:
 
 
 class DocumentList(List[Document]):
-    """The list-like container of Documents that Documents-in calls return, in input order.
+    """The list of Documents that Documents-in calls return, in input order; ``Document.matches`` too.
 
-    It is a ``list`` of :class:`Document`, so indexing, slicing, ``len`` and iteration work as usual.
+    A ``list``, so indexing, slicing (which gives a DocumentList), ``len`` and iteration work as usual;
+    plus ``embeddings``, ``texts``, ``uris`` and ``summary()`` to read it as a whole.
 
     Example::
 
         docs = client.encode([Document(text="a"), Document(text="b")])
-        [d.embedding.shape for d in docs]   # [(512,), (512,)]
+        docs.embeddings.shape   # (2, 512)
+        docs.texts              # ['a', 'b']
     """
 
     __slots__ = ()
 
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> Document: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> DocumentList: ...
+
+    def __getitem__(self, index: Union[SupportsIndex, slice]) -> Union[Document, DocumentList]:
+        if isinstance(index, slice):
+            return DocumentList(super().__getitem__(index))
+        return super().__getitem__(index)
+
     def __repr__(self) -> str:
         return f"DocumentList(<{len(self)} documents>)"
+
+    @property
+    def embeddings(self) -> Optional[NDArray[np.float32]]:
+        """The embeddings as one float32 array [N, D]; None when no Document has one.
+
+        When only some Documents have an embedding, MissingEmbeddingError names the others: a ragged or
+        padded array would put rows in the wrong places.
+        """
+        vectors = [getattr(doc, "embedding", None) for doc in self]
+        missing = [position for position, vector in enumerate(vectors) if vector is None]
+        if len(missing) == len(vectors):
+            return None
+        if missing:
+            from ._errors import MissingEmbeddingError
+
+            raise MissingEmbeddingError(missing, total=len(vectors))
+        return np.stack([np.asarray(vector, dtype=np.float32) for vector in vectors])
+
+    @property
+    def texts(self) -> List[Optional[str]]:
+        """Each Document's ``text`` (None where it has none), in order."""
+        return [getattr(doc, "text", None) for doc in self]
+
+    @property
+    def uris(self) -> List[Optional[str]]:
+        """Each Document's ``uri`` (None where it has none), in order."""
+        return [getattr(doc, "uri", None) for doc in self]
+
+    def summary(self) -> None:
+        """Print how many Documents there are, which fields they have set, and the embeddings' shape.
+
+        Drawn with rich when it is installed (``aclip[rich]``), as plain text otherwise.
+
+        Example::
+
+            client.encode([Document(text="hi"), Document(uri="apple.png")]).summary()
+        """
+        from ._summary import print_summary
+
+        print_summary(self)
 
 
 def _shorten(value: str, limit: int = 48) -> str:
