@@ -6,9 +6,8 @@ import itertools
 import os
 from typing import Any, Callable, Iterator, List, NoReturn, Optional
 
-from ._document import Document
 from ._errors import InputTypeError
-from ._inputs import InputMode, Item, classify_document, classify_string, mode_of
+from ._inputs import InputMode, Item, classify_document, classify_string, is_document_like, mode_of
 from ._streaming import Batch
 
 __all__ = ["iter_batches"]
@@ -45,12 +44,13 @@ def iter_batches(
         else:
             batch_items = []
             for offset, doc in enumerate(chunk):
-                if not isinstance(doc, Document):
+                if not is_document_like(doc):
                     _mismatch(doc, start + offset, mode)
                 batch_items.append(classify(doc, start + offset))
             if collected is not None:
                 collected.extend(chunk)
-            yield Batch(seq=seq, start=start, items=batch_items, ids=[doc.id for doc in chunk], sources=chunk)
+            ids = [getattr(doc, "id", "") or "" for doc in chunk]
+            yield Batch(seq=seq, start=start, items=batch_items, ids=ids, sources=chunk)
         start += len(chunk)
 
 

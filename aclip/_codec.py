@@ -8,7 +8,7 @@ against the buffer's length; anything that does not fit is a :class:`~aclip.Prot
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 from google.protobuf import json_format
@@ -28,6 +28,7 @@ __all__ = [
     "build_request",
     "decode_ndarray",
     "document_from_proto",
+    "foreign_document_from_proto",
     "encode_ndarray",
     "executor_failure",
     "parameters_struct",
@@ -166,6 +167,45 @@ def document_from_proto(doc: DocumentProto) -> Document:
     for name, score in doc.scores.items():
         result.scores[name] = NamedScore(score.value, score.op_name, score.description, score.ref_id)
     result.matches.extend(document_from_proto(match) for match in doc.matches)
+    return result
+
+
+def foreign_document_from_proto(factory: Callable[[], Any], doc: DocumentProto) -> Any:
+    """A new document of a caller's own type (docarray's, say), filled through its attributes.
+
+    ``factory()`` makes an empty one; scores go through ``doc.scores[name]`` when that mapping makes its
+    own score objects (docarray's does), else are set as :class:`NamedScore`.
+    """
+    result = factory()
+    result.id = doc.id
+    content = doc.WhichOneof("content")
+    if content == "text":
+        result.text = doc.text
+    elif content == "blob":
+        result.blob = doc.blob
+    elif content == "tensor":
+        result.tensor = decode_ndarray(doc.tensor, what=f"the tensor of {doc.id!r}").copy()
+    if doc.uri:
+        result.uri = doc.uri
+    if doc.mime_type:
+        result.mime_type = doc.mime_type
+    if doc.HasField("embedding"):
+        result.embedding = decode_ndarray(doc.embedding, what=f"the embedding of {doc.id!r}").copy()
+    if doc.HasField("tags"):
+        result.tags = json_format.MessageToDict(doc.tags)
+    scores = result.scores
+    for name, score in doc.scores.items():
+        if hasattr(scores, "__missing__"):  # a defaultdict of the caller's own score type
+            slot = scores[name]
+            slot.value, slot.op_name = score.value, score.op_name
+            if score.description:
+                slot.description = score.description
+            if score.ref_id:
+                slot.ref_id = score.ref_id
+        else:
+            scores[name] = NamedScore(score.value, score.op_name, score.description, score.ref_id)
+    if doc.matches:
+        result.matches = [foreign_document_from_proto(factory, match) for match in doc.matches]
     return result
 
 

@@ -100,7 +100,7 @@ def check_iterable(inputs: object, *, what: str = "inputs") -> None:
             f"{what} must be an iterable of str or Document, not a single {type(inputs).__name__}; "
             f"wrap it in a list: [{_shown(inputs) if isinstance(inputs, str) else '...'}]"
         )
-    if isinstance(inputs, Document):
+    if is_document_like(inputs):
         raise InputTypeError(f"{what} must be an iterable of Documents, not a single Document; wrap it in a list")
     if not hasattr(inputs, "__iter__"):
         raise InputTypeError(
@@ -124,7 +124,7 @@ def mode_of(item: object, position: int) -> InputMode:
     """The input mode an item belongs to, or an InputTypeError naming its position."""
     if isinstance(item, str):
         return InputMode.STRINGS
-    if isinstance(item, Document):
+    if is_document_like(item):
         return InputMode.DOCUMENTS
     hint = "; wrap image bytes as Document(blob=...)" if isinstance(item, (bytes, bytearray)) else ""
     raise InputTypeError(
@@ -179,32 +179,57 @@ def classify_string(value: str) -> Item:
     return Item(Kind.TEXT, value, "", "")
 
 
-def classify_document(doc: Document, position: int) -> Item:
-    """Turn a Document into an Item: text wins over uri; then blob, tensor, uri; else no content."""
+def is_document_like(value: object) -> bool:
+    """Our Document, or anything shaped like one: content attributes and a settable ``embedding``.
+
+    docarray v1 Documents are the case that matters; aclip reads and sets their attributes without
+    importing docarray.
+    """
+    if isinstance(value, Document):
+        return True
+    if isinstance(value, (str, bytes, type)) or not hasattr(value, "embedding"):
+        return False
+    return any(hasattr(value, name) for name in _CONTENT_ATTRIBUTES)
+
+
+_CONTENT_ATTRIBUTES = ("text", "uri", "blob", "tensor")
+
+
+def classify_document(doc: Any, position: int) -> Item:
+    """Turn a Document (or a document-like object) into an Item: text wins over uri; then blob, tensor, uri."""
     item = _document_content(doc, position)
-    return item._replace(tags=doc.tags) if doc.tags else item
+    tags = getattr(doc, "tags", None)
+    return item._replace(tags=tags) if tags else item
 
 
-def _document_content(doc: Document, position: int) -> Item:
-    if doc.text is not None:
-        return Item(Kind.TEXT, doc.text, doc.uri or "", doc.mime_type)
-    if doc.blob is not None:
-        if not isinstance(doc.blob, (bytes, bytearray, memoryview)):
+def _document_content(doc: Any, position: int) -> Item:
+    text = getattr(doc, "text", None)
+    uri = getattr(doc, "uri", None) or ""
+    mime_type = getattr(doc, "mime_type", None) or ""
+    if text is not None:
+        if not isinstance(text, str):
             raise InputTypeError(
-                f"input {position}: Document.blob must be bytes, not {type(doc.blob).__name__}", position=position
+                f"input {position}: Document.text must be a str, not {type(text).__name__}", position=position
             )
-        return Item(Kind.BLOB, bytes(doc.blob), doc.uri or "", doc.mime_type)
-    if doc.tensor is not None:
-        return Item(Kind.TENSOR, _checked_tensor(doc.tensor, position), doc.uri or "", doc.mime_type)
-    uri = doc.uri
+        return Item(Kind.TEXT, text, uri, mime_type)
+    blob = getattr(doc, "blob", None)
+    if blob is not None:
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise InputTypeError(
+                f"input {position}: Document.blob must be bytes, not {type(blob).__name__}", position=position
+            )
+        return Item(Kind.BLOB, bytes(blob), uri, mime_type)
+    tensor = getattr(doc, "tensor", None)
+    if tensor is not None:
+        return Item(Kind.TENSOR, _checked_tensor(tensor, position), uri, mime_type)
     if uri:
         if uri.startswith("data:"):
-            return Item(Kind.DATA_URI, uri, "", doc.mime_type or _data_uri_media_type(uri))
+            return Item(Kind.DATA_URI, uri, "", mime_type or _data_uri_media_type(uri))
         if "://" in uri and not uri.startswith("file://"):
-            return Item(Kind.REMOTE_URI, None, uri, doc.mime_type or _image_mime_from_path(_url_path(uri)))
+            return Item(Kind.REMOTE_URI, None, uri, mime_type or _image_mime_from_path(_url_path(uri)))
         path = uri[7:] if uri.startswith("file://") else uri
-        return Item(Kind.LOCAL_FILE, path, uri, doc.mime_type or _image_mime_from_path(path))
-    return Item(Kind.EMPTY, None, "", doc.mime_type)
+        return Item(Kind.LOCAL_FILE, path, uri, mime_type or _image_mime_from_path(path))
+    return Item(Kind.EMPTY, None, "", mime_type)
 
 
 def _checked_tensor(tensor: object, position: int) -> np.ndarray:
@@ -222,27 +247,27 @@ def _checked_tensor(tensor: object, position: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def classify_rank_root(doc: object, position: int) -> Item:
+def classify_rank_root(doc: Any, position: int) -> Item:
     """A root Document for rank: its content, plus its matches (each a Document) to be scored against it."""
-    if not isinstance(doc, Document):
+    if not is_document_like(doc):
         raise InputTypeError(
             f"input {position}: rank takes Documents whose .matches hold the candidates, not {type(doc).__name__}",
             position=position,
         )
-    if not doc.matches:
+    if not getattr(doc, "matches", None):
         raise InputError(
-            f"input {position}: Document {doc.id!r} has no matches to rank; set .matches to a list of Documents "
-            "of the other modality (texts for an image, images for a text)",
+            f"input {position}: Document {getattr(doc, 'id', '')!r} has no matches to rank; set .matches to a "
+            "list of Documents of the other modality (texts for an image, images for a text)",
             position=position,
         )
     matches = []
     for index, match in enumerate(doc.matches):
-        if not isinstance(match, Document):
+        if not is_document_like(match):
             raise InputTypeError(
                 f"input {position}: match {index} is a {type(match).__name__}; every match must be a Document",
                 position=position,
             )
-        matches.append((match.id, classify_document(match, position)))
+        matches.append((getattr(match, "id", "") or "", classify_document(match, position)))
     return classify_document(doc, position)._replace(matches=tuple(matches))
 
 

@@ -6,12 +6,12 @@ sets ``.embedding`` on the caller's own Documents. Both are handed each answered
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
 
-from ._codec import DataRequestProto, DocumentProto, decode_ndarray, document_from_proto
-from ._document import DocumentList
+from ._codec import DataRequestProto, DocumentProto, decode_ndarray, document_from_proto, foreign_document_from_proto
+from ._document import Document, DocumentList
 from ._errors import MissingEmbeddingError, ProtocolError
 from ._streaming import Batch
 
@@ -90,6 +90,13 @@ class ArrayCollector:
         return np.concatenate([self._blocks[seq] for seq in sorted(self._blocks)])
 
 
+def _matches_like(source: Any, matches: Iterable[DocumentProto]) -> Any:
+    """New matches of the source's own kind: our Documents in a DocumentList, or the caller's document type."""
+    if isinstance(source, Document):
+        return DocumentList(document_from_proto(match) for match in matches)
+    return [foreign_document_from_proto(type(source), match) for match in matches]
+
+
 class DocumentCollector:
     """Sets ``.embedding`` (a writable copy) on the caller's Documents, and a missing ``mime_type``.
 
@@ -110,7 +117,7 @@ class DocumentCollector:
             if doc.mime_type and not source.mime_type:
                 source.mime_type = doc.mime_type
             if self._with_matches:
-                source.matches = DocumentList(document_from_proto(match) for match in doc.matches)
+                source.matches = _matches_like(source, doc.matches)
 
     def result(self) -> DocumentList:
         return self._documents
