@@ -11,6 +11,7 @@ Transports and their libraries (grpclib, aiohttp, protobuf) are imported when a 
 so ``import aclip`` stays light.
 """
 
+from ._callbacks import Response, ResponseStatus, Route
 from ._client import AsyncClient
 from ._document import Document, DocumentList, NamedScore
 from ._errors import (
@@ -46,6 +47,9 @@ __all__ = [
     "MissingEmbeddingError",
     "NamedScore",
     "ProtocolError",
+    "Response",
+    "ResponseStatus",
+    "Route",
     "ServerError",
     "TLSError",
     "TransportError",

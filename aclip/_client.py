@@ -9,12 +9,29 @@ import ssl
 import threading
 import time
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Type, Union, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Type,
+    Union,
+    overload,
+)
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._address import ServerAddress, parse_server
+from ._callbacks import Callback, Callbacks
+
+if TYPE_CHECKING:
+    from ._streaming import ResultHandler
 from ._constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONNECT_TIMEOUT,
@@ -173,6 +190,10 @@ class AsyncClient:
         batch_size: int = ...,
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
     ) -> NDArray[np.float32]: ...
 
     @overload
@@ -183,7 +204,25 @@ class AsyncClient:
         batch_size: int = ...,
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
     ) -> DocumentList: ...
+
+    @overload
+    async def aencode(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[EncodeResult]: ...
 
     async def aencode(
         self,
@@ -192,7 +231,11 @@ class AsyncClient:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> EncodeResult:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[EncodeResult]:
         """Embed sentences and images.
 
         ``content`` is an iterable (list, tuple, generator) of ``str`` — each auto-detected as an image
@@ -202,29 +245,60 @@ class AsyncClient:
 
         ``batch_size`` inputs go in each request, at most ``prefetch`` requests are in flight.
         ``parameters`` are sent to the server; ``model_name`` in them selects ``/encode/<model_name>``.
+        ``show_progress`` draws a progress bar (needs ``aclip[rich]``). ``on_done``, ``on_error`` and
+        ``on_always`` are called once per answered request with a :class:`Response`; with ``on_done`` or
+        ``on_always`` nothing is collected and the call returns None; with ``on_error`` a failed request
+        goes to it and the stream goes on.
 
         Example::
 
             vectors = await client.aencode(["she smiled, with pain", "apple.png"])
             vectors.shape   # (2, 512)
         """
-        from ._inputs import InputMode, peek_mode
+        from ._inputs import peek_mode
         from ._results import ArrayCollector
 
-        _positive_int("batch_size", batch_size)
-        _positive_int("prefetch", prefetch)
+        options = _CallOptions.checked(batch_size, prefetch, show_progress, on_done, on_error, on_always)
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
-        total = len(content) if hasattr(content, "__len__") else None  # type: ignore[arg-type]
+        total = _length(content)
         mode, items = peek_mode(content)
         if mode is None:
+            if options.callbacks.replace_results:
+                return None
             return DocumentList() if isinstance(content, DocumentList) else np.empty((0, 0), dtype=np.float32)
         if mode is InputMode.DOCUMENTS:
-            return await self._documents_call(
-                items, endpoint=endpoint, parameters=sent, batch_size=batch_size, prefetch=prefetch
-            )
+            return await self._documents_call(items, endpoint=endpoint, parameters=sent, options=options, total=total)
         collector = ArrayCollector(total)
-        await self._stream(items, mode, collector, endpoint, sent, batch_size=batch_size, prefetch=prefetch)
-        return collector.result()
+        await self._stream(items, mode, collector, endpoint, sent, options, total=total)
+        return None if options.callbacks.replace_results else collector.result()
+
+    @overload
+    async def arank(
+        self,
+        docs: Iterable[Document],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
+    ) -> DocumentList: ...
+
+    @overload
+    async def arank(
+        self,
+        docs: Iterable[Document],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[DocumentList]: ...
 
     async def arank(
         self,
@@ -233,7 +307,11 @@ class AsyncClient:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> DocumentList:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[DocumentList]:
         """Rank each Document's ``matches`` against it by CLIP similarity.
 
         Each root Document (a sentence or an image) carries ``matches``: Documents of the other modality.
@@ -241,7 +319,7 @@ class AsyncClient:
         ``.matches`` list sorted by ``scores["clip_score"]`` (softmax over that root's matches, highest
         first) with ``scores["clip_score_cosine"]`` beside it. A root without matches, or with a match
         that is not a Document, is an InputError before anything is sent. ``model_name`` in
-        ``parameters`` selects ``/rank/<model_name>``.
+        ``parameters`` selects ``/rank/<model_name>``. Progress and callbacks as in :meth:`aencode`.
 
         Example::
 
@@ -251,20 +329,49 @@ class AsyncClient:
         """
         from ._inputs import check_iterable, classify_rank_root
 
+        options = _CallOptions.checked(batch_size, prefetch, show_progress, on_done, on_error, on_always)
         check_iterable(docs, what="docs")
         roots = list(docs)
         for position, root in enumerate(roots):
             classify_rank_root(root, position)  # every root is checked before anything is sent
         endpoint, sent = endpoint_and_parameters("/rank", parameters)
         return await self._documents_call(
-            iter(roots),
+            roots,
             endpoint=endpoint,
             parameters=sent,
-            batch_size=batch_size,
-            prefetch=prefetch,
+            options=options,
+            total=len(roots),
             with_matches=True,
             classify=classify_rank_root,
         )
+
+    @overload
+    async def aindex(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
+    ) -> DocumentList: ...
+
+    @overload
+    async def aindex(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[DocumentList]: ...
 
     async def aindex(
         self,
@@ -273,21 +380,59 @@ class AsyncClient:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> DocumentList:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[DocumentList]:
         """Embed and store sentences and images in the server's index (a Flow with an indexer).
 
         Strings become Documents (a sentence, or an image ``uri``) as :meth:`aencode` detects them; the
         result is the Documents, in input order, with ``.embedding``. A document indexed again under the
-        same id replaces the stored one.
+        same id replaces the stored one. Progress and callbacks as in :meth:`aencode`.
 
         Example::
 
             docs = await client.aindex(["she smiled, with pain", "apple.png"])
         """
-        sent = _with_defaults(parameters)
+        options = _CallOptions.checked(batch_size, prefetch, show_progress, on_done, on_error, on_always)
         return await self._documents_call(
-            _as_documents(content), endpoint="/index", parameters=sent, batch_size=batch_size, prefetch=prefetch
+            _as_documents(content),
+            endpoint="/index",
+            parameters=_with_defaults(parameters),
+            options=options,
+            total=_length(content),
         )
+
+    @overload
+    async def asearch(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        limit: int = ...,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
+    ) -> DocumentList: ...
+
+    @overload
+    async def asearch(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        limit: int = ...,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[DocumentList]: ...
 
     async def asearch(
         self,
@@ -297,13 +442,17 @@ class AsyncClient:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> DocumentList:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[DocumentList]:
         """Find the ``limit`` indexed documents nearest to each query.
 
         Returns one Document per query, in input order (your own Documents, or new ones made from
         strings), whose ``matches`` are the nearest indexed documents, closest first, each with
         ``scores["cosine"].value``: a cosine *distance*, so lower is closer. ``limit`` wins over a
-        ``limit`` inside ``parameters``.
+        ``limit`` inside ``parameters``. Progress and callbacks as in :meth:`aencode`.
 
         Example::
 
@@ -311,13 +460,13 @@ class AsyncClient:
             [(m.text, m.scores["cosine"].value) for m in hit.matches]
         """
         limit = _positive_int("limit", limit)
-        sent = {**_with_defaults(parameters), "limit": limit}
+        options = _CallOptions.checked(batch_size, prefetch, show_progress, on_done, on_error, on_always)
         return await self._documents_call(
             _as_documents(content),
             endpoint="/search",
-            parameters=sent,
-            batch_size=batch_size,
-            prefetch=prefetch,
+            parameters={**_with_defaults(parameters), "limit": limit},
+            options=options,
+            total=_length(content),
             with_matches=True,
         )
 
@@ -347,8 +496,8 @@ class AsyncClient:
             lambda batch, response, docs: routes.extend(response.routes),
             "/",
             {},
-            batch_size=1,
-            prefetch=1,
+            _CallOptions.checked(1, 1, False, None, None, None),
+            total=1,
         )
         times = breakdown(time.perf_counter() - started, routes)
         if show:
@@ -361,55 +510,105 @@ class AsyncClient:
         *,
         endpoint: str,
         parameters: Dict[str, Any],
-        batch_size: int,
-        prefetch: int,
+        options: _CallOptions,
+        total: Optional[int],
         with_matches: bool = False,
         classify: Optional[Callable[[Any, int], Any]] = None,
-    ) -> DocumentList:
+    ) -> Optional[DocumentList]:
         from ._results import DocumentCollector
 
         results = DocumentList()
         collector = DocumentCollector(results, with_matches=with_matches)
+        keep = not options.callbacks.replace_results
         await self._stream(
             iter(documents),
             InputMode.DOCUMENTS,
             collector,
             endpoint,
             parameters,
-            batch_size=batch_size,
-            prefetch=prefetch,
-            collected=results,
+            options,
+            total=total,
+            collected=results if keep else None,
             classify=classify,
         )
-        return results
+        return results if keep else None
 
     async def _stream(
         self,
         items: Iterator[Any],
         mode: InputMode,
-        handle: Callable[..., None],
+        handle: ResultHandler,
         endpoint: str,
         parameters: Dict[str, Any],
+        options: _CallOptions,
         *,
-        batch_size: int,
-        prefetch: int,
+        total: Optional[int],
         collected: Optional[List[Any]] = None,
         classify: Optional[Callable[[Any, int], Any]] = None,
     ) -> None:
-        """One call: batches of ``items`` to ``endpoint``, each answer to ``handle``."""
+        """One call: batches of ``items`` to ``endpoint``, each answer to ``handle`` and the callbacks."""
         from ._batches import iter_batches
         from ._codec import parameters_struct
+        from ._progress import call_progress
         from ._streaming import CallSettings, run_stream
 
-        batch_size = _positive_int("batch_size", batch_size)
-        prefetch = _positive_int("prefetch", prefetch)
-        settings = CallSettings(endpoint=endpoint, parameters=parameters_struct(parameters), prefetch=prefetch)
-        options: Dict[str, Any] = {"classify": classify} if classify is not None else {}
-        batches = iter_batches(items, mode=mode, batch_size=batch_size, collected=collected, **options)
+        settings = CallSettings(endpoint=endpoint, parameters=parameters_struct(parameters), prefetch=options.prefetch)
+        extra: Dict[str, Any] = {"classify": classify} if classify is not None else {}
+        batches = iter_batches(items, mode=mode, batch_size=options.batch_size, collected=collected, **extra)
         first = next(batches, None)
         if first is None:
             return
-        await run_stream(self._transport(), itertools.chain([first], batches), settings, handle)
+        callbacks = options.callbacks
+        if callbacks.on_done or callbacks.on_error or callbacks.on_always:
+            callbacks.collect = None if callbacks.replace_results else handle
+            handle = callbacks.done
+        on_failure = callbacks.failed if callbacks.handle_failures else None
+        with call_progress(options.show_progress, total=total, description=endpoint) as progress:
+            await run_stream(
+                self._transport(),
+                itertools.chain([first], batches),
+                settings,
+                handle,
+                on_failure,
+                on_answered=progress.advance if progress is not None else None,
+            )
+
+
+class _CallOptions:
+    """A call's checked options: the window, the progress bar and the callbacks."""
+
+    def __init__(self, batch_size: int, prefetch: int, show_progress: bool, callbacks: Callbacks) -> None:
+        self.batch_size = batch_size
+        self.prefetch = prefetch
+        self.show_progress = show_progress
+        self.callbacks = callbacks
+
+    @classmethod
+    def checked(
+        cls,
+        batch_size: int,
+        prefetch: int,
+        show_progress: bool,
+        on_done: Optional[Callback],
+        on_error: Optional[Callback],
+        on_always: Optional[Callback],
+    ) -> _CallOptions:
+        if not isinstance(show_progress, bool):
+            raise TypeError(f"show_progress must be True or False, not {show_progress!r}")
+        return cls(
+            _positive_int("batch_size", batch_size),
+            _positive_int("prefetch", prefetch),
+            show_progress,
+            Callbacks(on_done, on_error, on_always),
+        )
+
+
+def _length(content: object) -> Optional[int]:
+    """The input's length when it has one (a list, a tuple), for the progress bar and the result array."""
+    try:
+        return len(content)  # type: ignore[arg-type]
+    except TypeError:
+        return None
 
 
 def _with_defaults(parameters: Optional[Mapping[str, Any]]) -> Dict[str, Any]:

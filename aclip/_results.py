@@ -59,6 +59,11 @@ class ArrayCollector:
                 )
             rows[offset] = vector
 
+    def mark_failed(self, batch: Batch) -> None:
+        """A batch the server failed on (and on_error took): its positions have no embedding."""
+        self._count += len(batch.ids)
+        self._missing.extend(batch.positions)
+
     def _rows_for(self, batch: Batch, size: int, dim: int) -> np.ndarray:
         if self._dim is None:
             self._dim = dim
@@ -87,7 +92,15 @@ class ArrayCollector:
             return np.empty((self._count, dim), dtype=np.float32)
         if len(self._blocks) == 1:
             return next(iter(self._blocks.values()))
-        return np.concatenate([self._blocks[seq] for seq in sorted(self._blocks)])
+        # Join block by block, freeing each as it is copied: np.empty's pages are only committed as they
+        # are written, so the resident peak stays near one result array, not two.
+        joined = np.empty((self._count, dim), dtype=np.float32)
+        offset = 0
+        for seq in sorted(self._blocks):
+            block = self._blocks.pop(seq)
+            joined[offset : offset + len(block)] = block
+            offset += len(block)
+        return joined
 
 
 def _matches_like(source: Any, matches: Iterable[DocumentProto]) -> Any:

@@ -18,19 +18,19 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._codec import DataRequestProto, DocumentProto, build_request, executor_failure
+from ._codec import DataRequestProto, DocumentProto, ExecutorFailure, build_request, executor_failure
 from ._errors import ProtocolError, ServerError, TransportError
 from ._groups import BaseExceptionGroup, first_error
 from ._inputs import Item, load_batch, needs_loading
 from ._transports.base import DuplexStream, Transport
 from ._wire import WireFormat, wire_format
 
-__all__ = ["Batch", "BatchSource", "ResultHandler", "run_stream"]
+__all__ = ["Batch", "BatchSource", "FailureHandler", "ResultHandler", "run_stream"]
 
 logger = logging.getLogger("aclip")
 
@@ -54,8 +54,11 @@ class Batch:
 
 #: Yields the batches of one call, in input order, with items classified but not yet loaded.
 BatchSource = Iterator[Batch]
-#: Called once per answered batch with the batch, the parsed answer and its documents.
-ResultHandler = Callable[[Batch, DataRequestProto, List[DocumentProto]], None]
+#: Called once per answered batch with the batch, the parsed answer and its documents; may return an
+#: awaitable (a coroutine callback, or a send into a bounded stream), which the receiver awaits.
+ResultHandler = Callable[[Batch, DataRequestProto, List[DocumentProto]], Optional[Awaitable[None]]]
+#: Called instead of raising when the server reports an executor failure for a batch (on_error given).
+FailureHandler = Callable[[Batch, DataRequestProto], Optional[Awaitable[None]]]
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,15 @@ async def run_stream(
     batches: BatchSource,
     settings: CallSettings,
     handle: ResultHandler,
+    on_failure: Optional[FailureHandler] = None,
+    *,
+    on_answered: Optional[Callable[[int], None]] = None,
 ) -> None:
-    """Stream every batch to the server and hand each answer to ``handle``; return when all are answered."""
-    call = _Call(batches, settings, handle, wire_format(transport.wire_format))
+    """Stream every batch to the server and hand each answer to ``handle``; return when all are answered.
+
+    A batch the server's executor failed raises ServerError, unless ``on_failure`` takes it.
+    """
+    call = _Call(batches, settings, handle, on_failure, wire_format(transport.wire_format), on_answered)
     async with transport.open_stream() as stream:
         try:
             async with anyio.create_task_group() as tasks:
@@ -92,8 +101,18 @@ async def run_stream(
 class _Call:
     """The per-call state shared by the producer, sender and receiver."""
 
-    def __init__(self, batches: BatchSource, settings: CallSettings, handle: ResultHandler, wire: WireFormat) -> None:
+    def __init__(
+        self,
+        batches: BatchSource,
+        settings: CallSettings,
+        handle: ResultHandler,
+        on_failure: Optional[FailureHandler],
+        wire: WireFormat,
+        on_answered: Optional[Callable[[int], None]],
+    ) -> None:
         self._batches = batches
+        self._on_answered = on_answered
+        self._on_failure = on_failure
         self._wire = wire
         self._settings = settings
         self._handle = handle
@@ -157,23 +176,30 @@ class _Call:
                     f"the server answered a request id aclip did not send or already had: {request_id!r}"
                 )
             self._window.release()
-            self._check(batch, response)
-            docs = list(response.data.docs.docs)
-            if len(docs) != len(batch.ids):
-                raise ProtocolError(
-                    f"the server answered a batch of {len(batch.ids)} inputs (positions {batch.start}.."
-                    f"{batch.positions[-1]}) with {len(docs)} documents"
-                )
-            self._handle(batch, response, docs)
+            failure = executor_failure(response)
+            if failure is not None:
+                if self._on_failure is None:
+                    raise self._server_error(batch, failure)
+                outcome = self._on_failure(batch, response)
+            else:
+                docs = list(response.data.docs.docs)
+                if len(docs) != len(batch.ids):
+                    raise ProtocolError(
+                        f"the server answered a batch of {len(batch.ids)} inputs (positions {batch.start}.."
+                        f"{batch.positions[-1]}) with {len(docs)} documents"
+                    )
+                outcome = self._handle(batch, response, docs)
+            if outcome is not None:
+                await outcome
             self.answered += 1
+            if self._on_answered is not None:
+                self._on_answered(len(batch.ids))
 
-    def _check(self, batch: Batch, response: DataRequestProto) -> None:
-        failure = executor_failure(response)
-        if failure is not None:
-            raise ServerError(
-                name=failure.name,
-                description=failure.description,
-                executor=failure.executor,
-                endpoint=self._settings.endpoint,
-                positions=batch.positions,
-            )
+    def _server_error(self, batch: Batch, failure: ExecutorFailure) -> ServerError:
+        return ServerError(
+            name=failure.name,
+            description=failure.description,
+            executor=failure.executor,
+            endpoint=self._settings.endpoint,
+            positions=batch.positions,
+        )

@@ -21,6 +21,7 @@ import numpy as np
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from numpy.typing import NDArray
 
+from ._callbacks import Callback
 from ._client import AsyncClient, EncodeResult
 from ._constants import DEFAULT_BATCH_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFETCH
 from ._document import Document, DocumentList
@@ -159,6 +160,10 @@ class Client:
         batch_size: int = ...,
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
     ) -> NDArray[np.float32]: ...
 
     @overload
@@ -169,7 +174,25 @@ class Client:
         batch_size: int = ...,
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
     ) -> DocumentList: ...
+
+    @overload
+    def encode(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[EncodeResult]: ...
 
     def encode(
         self,
@@ -178,7 +201,11 @@ class Client:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> EncodeResult:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[EncodeResult]:
         """Embed sentences and images; blocking. See :meth:`AsyncClient.aencode` for the details.
 
         Example::
@@ -186,7 +213,17 @@ class Client:
             vectors = client.encode(["she smiled, with pain", "apple.png"])   # ndarray [2, 512]
             docs = client.encode([Document(text="hi")])                     # docs[0].embedding
         """
-        return self._run(self._async.aencode, content, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+        return self._run(
+            self._async.aencode,
+            content,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            parameters=parameters,
+            show_progress=show_progress,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
+        )
 
     @overload
     async def aencode(
@@ -196,6 +233,10 @@ class Client:
         batch_size: int = ...,
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
     ) -> NDArray[np.float32]: ...
 
     @overload
@@ -206,7 +247,25 @@ class Client:
         batch_size: int = ...,
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
     ) -> DocumentList: ...
+
+    @overload
+    async def aencode(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[EncodeResult]: ...
 
     async def aencode(
         self,
@@ -215,7 +274,11 @@ class Client:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> EncodeResult:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[EncodeResult]:
         """:meth:`AsyncClient.aencode` on the caller's own event loop.
 
         Example::
@@ -223,7 +286,44 @@ class Client:
             vectors = await client.aencode(["hello world"] * 100)
         """
         self._check_open()
-        return await self._async.aencode(content, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+        return await self._async.aencode(
+            content,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            parameters=parameters,
+            show_progress=show_progress,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
+        )
+
+    @overload
+    def rank(
+        self,
+        docs: Iterable[Document],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
+    ) -> DocumentList: ...
+
+    @overload
+    def rank(
+        self,
+        docs: Iterable[Document],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[DocumentList]: ...
 
     def rank(
         self,
@@ -232,7 +332,11 @@ class Client:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> DocumentList:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[DocumentList]:
         """Rank each Document's matches against it; blocking. See :meth:`AsyncClient.arank`.
 
         Example::
@@ -240,7 +344,45 @@ class Client:
             [r] = client.rank([Document(uri="rerank.png", matches=[Document(text="a cat"), Document(text="a dog")])])
             r.matches[0].scores["clip_score"].value
         """
-        return self._run(self._async.arank, docs, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+        return self._run(
+            self._async.arank,
+            docs,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            parameters=parameters,
+            show_progress=show_progress,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
+        )
+
+    @overload
+    async def arank(
+        self,
+        docs: Iterable[Document],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
+    ) -> DocumentList: ...
+
+    @overload
+    async def arank(
+        self,
+        docs: Iterable[Document],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[DocumentList]: ...
 
     async def arank(
         self,
@@ -249,7 +391,11 @@ class Client:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> DocumentList:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[DocumentList]:
         """:meth:`AsyncClient.arank` on the caller's own event loop.
 
         Example::
@@ -257,7 +403,44 @@ class Client:
             ranked = await client.arank(docs)
         """
         self._check_open()
-        return await self._async.arank(docs, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+        return await self._async.arank(
+            docs,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            parameters=parameters,
+            show_progress=show_progress,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
+        )
+
+    @overload
+    def index(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
+    ) -> DocumentList: ...
+
+    @overload
+    def index(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[DocumentList]: ...
 
     def index(
         self,
@@ -266,14 +449,56 @@ class Client:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> DocumentList:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[DocumentList]:
         """Embed and store sentences and images in the server's index; blocking. See :meth:`AsyncClient.aindex`.
 
         Example::
 
             client.index(["she smiled, with pain", "apple.png"])
         """
-        return self._run(self._async.aindex, content, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+        return self._run(
+            self._async.aindex,
+            content,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            parameters=parameters,
+            show_progress=show_progress,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
+        )
+
+    @overload
+    async def aindex(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
+    ) -> DocumentList: ...
+
+    @overload
+    async def aindex(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[DocumentList]: ...
 
     async def aindex(
         self,
@@ -282,7 +507,11 @@ class Client:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> DocumentList:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[DocumentList]:
         """:meth:`AsyncClient.aindex` on the caller's own event loop.
 
         Example::
@@ -290,7 +519,46 @@ class Client:
             await client.aindex(["she smiled, with pain"])
         """
         self._check_open()
-        return await self._async.aindex(content, batch_size=batch_size, prefetch=prefetch, parameters=parameters)
+        return await self._async.aindex(
+            content,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            parameters=parameters,
+            show_progress=show_progress,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
+        )
+
+    @overload
+    def search(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        limit: int = ...,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
+    ) -> DocumentList: ...
+
+    @overload
+    def search(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        limit: int = ...,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[DocumentList]: ...
 
     def search(
         self,
@@ -300,7 +568,11 @@ class Client:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> DocumentList:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[DocumentList]:
         """Find the ``limit`` nearest indexed documents for each query; blocking. See :meth:`AsyncClient.asearch`.
 
         Example::
@@ -309,8 +581,47 @@ class Client:
             [(m.text, m.scores["cosine"].value) for m in hit.matches]
         """
         return self._run(
-            self._async.asearch, content, limit=limit, batch_size=batch_size, prefetch=prefetch, parameters=parameters
+            self._async.asearch,
+            content,
+            limit=limit,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            parameters=parameters,
+            show_progress=show_progress,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
         )
+
+    @overload
+    async def asearch(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        limit: int = ...,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: None = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: None = ...,
+    ) -> DocumentList: ...
+
+    @overload
+    async def asearch(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        limit: int = ...,
+        batch_size: int = ...,
+        prefetch: int = ...,
+        parameters: Optional[Mapping[str, Any]] = ...,
+        show_progress: bool = ...,
+        on_done: Optional[Callback] = ...,
+        on_error: Optional[Callback] = ...,
+        on_always: Optional[Callback] = ...,
+    ) -> Optional[DocumentList]: ...
 
     async def asearch(
         self,
@@ -320,7 +631,11 @@ class Client:
         batch_size: int = DEFAULT_BATCH_SIZE,
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
-    ) -> DocumentList:
+        show_progress: bool = False,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> Optional[DocumentList]:
         """:meth:`AsyncClient.asearch` on the caller's own event loop.
 
         Example::
@@ -329,7 +644,15 @@ class Client:
         """
         self._check_open()
         return await self._async.asearch(
-            content, limit=limit, batch_size=batch_size, prefetch=prefetch, parameters=parameters
+            content,
+            limit=limit,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            parameters=parameters,
+            show_progress=show_progress,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
         )
 
     def profile(self, content: str = "", *, show: bool = True) -> Dict[str, float]:

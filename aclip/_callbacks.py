@@ -1,0 +1,182 @@
+"""on_done / on_error / on_always: called once per answered request while the call streams.
+
+Each callback receives a :class:`Response`: the request's documents (converted when first read), its
+parameters, status and routes, and the input positions it covers. Plain functions and coroutine functions
+are both accepted. A callback that raises ends the call with that exception; no callback runs after it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
+
+from ._document import DocumentList
+
+if TYPE_CHECKING:  # protobuf stays unimported until a call needs it
+    from ._codec import DataRequestProto, DocumentProto
+    from ._streaming import Batch, ResultHandler
+
+__all__ = ["Callback", "Callbacks", "Response", "ResponseStatus", "Route"]
+
+
+@dataclass(frozen=True)
+class ResponseStatus:
+    """Why a request failed inside the server: the executor's exception name and message."""
+
+    name: str
+    description: str
+    executor: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """One hop of a request (the gateway, then each executor) with its start and end times."""
+
+    executor: str
+    start: Optional[datetime.datetime]
+    end: Optional[datetime.datetime]
+
+
+class Response:
+    """One answered request, as callbacks see it.
+
+    ``positions`` are the caller's input positions it covers; ``ok`` is False when the server's executor
+    failed, and ``status`` then says why. ``docs`` (a :class:`~aclip.DocumentList` of new Documents with
+    their embeddings) and ``parameters`` are converted only when read.
+
+    Example::
+
+        def on_done(response):
+            for position, doc in zip(response.positions, response.docs):
+                store[position] = doc.embedding
+    """
+
+    def __init__(self, batch: Batch, message: DataRequestProto) -> None:
+        from ._codec import executor_failure
+
+        self._message = message
+        self.request_id: str = batch.request_id
+        self.positions: range = batch.positions
+        failure = executor_failure(message)
+        self.status: Optional[ResponseStatus] = (
+            None if failure is None else ResponseStatus(failure.name, failure.description, failure.executor)
+        )
+        self._docs: Optional[DocumentList] = None
+
+    def __repr__(self) -> str:
+        state = "ok" if self.ok else f"failed: {self.status}"
+        return f"Response(positions={self.positions!r}, {state})"
+
+    @property
+    def ok(self) -> bool:
+        """True unless the server's executor failed on this request."""
+        return self.status is None
+
+    @property
+    def docs(self) -> DocumentList:
+        """The request's documents as the server returned them (new Documents, not the caller's)."""
+        if self._docs is None:
+            from ._codec import document_from_proto
+
+            self._docs = DocumentList(document_from_proto(doc) for doc in self._documents())
+        return self._docs
+
+    def _documents(self) -> List[DocumentProto]:
+        return list(self._message.data.docs.docs)
+
+    @property
+    def parameters(self) -> Dict[str, Any]:
+        """The parameters the server echoed back."""
+        from google.protobuf import json_format
+
+        return json_format.MessageToDict(self._message.parameters) if self._message.HasField("parameters") else {}
+
+    @property
+    def routes(self) -> List[Route]:
+        """The request's hops with their times (what profile() reads)."""
+
+        def moment(route: Any, name: str) -> Optional[datetime.datetime]:
+            if not route.HasField(name):
+                return None
+            stamp = getattr(route, name)
+            return stamp.ToDatetime(tzinfo=datetime.timezone.utc)  # type: ignore[no-any-return]
+
+        return [Route(r.executor, moment(r, "start_time"), moment(r, "end_time")) for r in self._message.routes]
+
+
+#: A callback takes the Response; it may be a coroutine function.
+Callback = Callable[[Response], Any]
+
+
+def _checked(name: str, callback: Optional[Callback]) -> Optional[Callback]:
+    if callback is not None and not callable(callback):
+        raise TypeError(f"{name} must be a function taking the Response, not {type(callback).__name__}")
+    return callback
+
+
+async def _call(callback: Callback, response: Response) -> None:
+    outcome = callback(response)
+    if inspect.isawaitable(outcome):
+        await outcome
+
+
+class Callbacks:
+    """The callbacks of one call, as the engine's result and failure handlers."""
+
+    def __init__(
+        self,
+        on_done: Optional[Callback],
+        on_error: Optional[Callback],
+        on_always: Optional[Callback],
+        *,
+        collect: Optional[ResultHandler] = None,
+    ) -> None:
+        #: The call's own result collector while results are kept; it also hears of failed batches.
+        self.on_done = _checked("on_done", on_done)
+        self.on_error = _checked("on_error", on_error)
+        self.on_always = _checked("on_always", on_always)
+        self.collect = collect
+
+    @property
+    def replace_results(self) -> bool:
+        """With on_done or on_always, the caller handles results: none are collected (as upstream)."""
+        return self.on_done is not None or self.on_always is not None
+
+    @property
+    def handle_failures(self) -> bool:
+        return self.on_error is not None or self.on_always is not None
+
+    async def done(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> None:
+        if self.collect is not None:
+            outcome = self.collect(batch, message, docs)
+            if outcome is not None:
+                await outcome
+        if self.on_done is not None or self.on_always is not None:
+            await self._after(batch, message, self.on_done)
+
+    def failed(self, batch: Batch, message: DataRequestProto) -> Awaitable[None]:
+        mark_failed = getattr(self.collect, "mark_failed", None)
+        if mark_failed is not None:
+            mark_failed(batch)  # an array result must not look complete without these rows
+        return self._after(batch, message, self.on_error)
+
+    async def _after(self, batch: Batch, message: DataRequestProto, first: Optional[Callback]) -> None:
+        response = Response(batch, message)
+        if first is not None:
+            await _call(first, response)
+        if self.on_always is not None:
+            await _call(self.on_always, response)
+        if not response.ok and self.on_error is None:
+            from ._errors import ServerError
+
+            status = response.status
+            assert status is not None
+            raise ServerError(
+                name=status.name,
+                description=status.description,
+                executor=status.executor,
+                endpoint=message.header.exec_endpoint,
+                positions=response.positions,
+            )
