@@ -28,6 +28,7 @@ from ._errors import (
     TLSError,
     TransportError,
 )
+from ._parts import Part
 from ._sync import Client
 
 __version__ = "0.1.0"
@@ -46,6 +47,7 @@ __all__ = [
     "InputTypeError",
     "MissingEmbeddingError",
     "NamedScore",
+    "Part",
     "ProtocolError",
     "Response",
     "ResponseStatus",

@@ -8,10 +8,12 @@ import os
 import ssl
 import threading
 import time
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
     Any,
+    AsyncIterator,
     Callable,
     Dict,
     Iterable,
@@ -24,6 +26,7 @@ from typing import (
     overload,
 )
 
+import anyio
 import numpy as np
 from numpy.typing import NDArray
 
@@ -31,7 +34,8 @@ from ._address import ServerAddress, parse_server
 from ._callbacks import Callback, Callbacks
 
 if TYPE_CHECKING:
-    from ._streaming import ResultHandler
+    from ._codec import DataRequestProto, DocumentProto
+    from ._streaming import Batch, ResultHandler
 from ._constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONNECT_TIMEOUT,
@@ -40,7 +44,9 @@ from ._constants import (
 )
 from ._document import Document, DocumentList
 from ._errors import ClientClosedError, InputTypeError
+from ._groups import BaseExceptionGroup, first_error
 from ._inputs import InputMode
+from ._parts import Part
 from ._tls import TLSOptions
 
 __all__ = ["AsyncClient"]
@@ -271,6 +277,57 @@ class AsyncClient:
         collector = ArrayCollector(total)
         await self._stream(items, mode, collector, endpoint, sent, options, total=total)
         return None if options.callbacks.replace_results else collector.result()
+
+    @asynccontextmanager
+    async def aencode_iter(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+        show_progress: bool = False,
+    ) -> AsyncIterator[AsyncIterator[Part]]:
+        """Encode as :meth:`aencode` does, handing out each request's results as soon as it is answered.
+
+        Yields an async iterator of :class:`Part` objects, in completion order; each says which input
+        positions it covers. Memory stays bounded by ``prefetch`` requests however long the input: a part
+        not yet taken holds the stream back. Leaving the block early cancels the rest cleanly.
+
+        Example::
+
+            async with client.aencode_iter(sentence_generator(), batch_size=32) as parts:
+                async for part in parts:
+                    await store.write(part.positions, part.embeddings)
+        """
+        from ._inputs import peek_mode
+        from ._parts import part_of
+
+        options = _CallOptions.checked(batch_size, prefetch, show_progress, None, None, None)
+        endpoint, sent = endpoint_and_parameters("/encode", parameters)
+        total = _length(content)
+        mode, items = peek_mode(content)
+        parts_in, parts_out = anyio.create_memory_object_stream[Part](0)
+
+        async def hand_over(batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> None:
+            await parts_in.send(part_of(batch, message, docs))
+
+        async def produce() -> None:
+            async with parts_in:
+                if mode is not None:
+                    await self._stream(items, mode, hand_over, endpoint, sent, options, total=total)
+
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(produce)
+                async with parts_out:
+                    try:
+                        yield parts_out
+                    finally:
+                        tasks.cancel_scope.cancel()  # the caller is done: stop sending, close the stream
+        except BaseExceptionGroup as group:
+            error = first_error(group)
+            raise error from error.__cause__
 
     @overload
     async def arank(

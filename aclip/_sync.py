@@ -15,7 +15,7 @@ import ssl
 import threading
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Dict, Iterable, Mapping, Optional, Type, TypeVar, Union, overload
+from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, Mapping, Optional, Type, TypeVar, Union, overload
 
 import numpy as np
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -26,6 +26,7 @@ from ._client import AsyncClient, EncodeResult
 from ._constants import DEFAULT_BATCH_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFETCH
 from ._document import Document, DocumentList
 from ._errors import ClientClosedError
+from ._parts import Part
 
 __all__ = ["Client"]
 
@@ -296,6 +297,36 @@ class Client:
             on_error=on_error,
             on_always=on_always,
         )
+
+    def encode_iter(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+        show_progress: bool = False,
+    ) -> Iterator[Part]:
+        """Encode, yielding each request's :class:`Part` as it is answered; see :meth:`AsyncClient.aencode_iter`.
+
+        Breaking out of the loop (or closing the generator) cancels the rest cleanly.
+
+        Example::
+
+            for part in client.encode_iter(open("sentences.txt").read().splitlines(), batch_size=64):
+                vectors[part.positions.start : part.positions.stop] = part.embeddings
+        """
+        streamed = self._async.aencode_iter(
+            content, batch_size=batch_size, prefetch=prefetch, parameters=parameters, show_progress=show_progress
+        )
+        portal = self._get_portal()
+        with portal.wrap_async_context_manager(streamed) as parts:
+            while True:
+                try:
+                    part = portal.call(parts.__anext__)
+                except StopAsyncIteration:
+                    return
+                yield part
 
     @overload
     def rank(

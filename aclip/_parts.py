@@ -1,0 +1,49 @@
+"""Streamed results: the parts of a call, handed out as each request is answered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, List, Optional
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._document import DocumentList
+
+if TYPE_CHECKING:
+    from ._codec import DataRequestProto, DocumentProto
+    from ._streaming import Batch
+
+__all__ = ["Part", "part_of"]
+
+
+@dataclass(frozen=True)
+class Part:
+    """The results of one answered request: the input ``positions`` it covers, in order.
+
+    Strings in: ``embeddings`` is a float32 array with one row per position. Documents in: ``documents``
+    are the caller's own Documents of those positions, with ``.embedding`` set.
+
+    Example::
+
+        async with client.aencode_iter(sentences) as parts:
+            async for part in parts:
+                store[part.positions.start : part.positions.stop] = part.embeddings
+    """
+
+    positions: range
+    embeddings: Optional[NDArray[np.float32]] = None
+    documents: Optional[DocumentList] = None
+
+
+def part_of(batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Part:
+    """The Part for one answered batch (Documents mode sets the embeddings on the caller's Documents)."""
+    from ._results import ArrayCollector, DocumentCollector
+
+    if batch.sources is not None:
+        documents = DocumentList(batch.sources)
+        DocumentCollector(documents)(batch, message, docs)
+        return Part(batch.positions, documents=documents)
+    rows = ArrayCollector(None)
+    rows(batch, message, docs)
+    return Part(batch.positions, embeddings=rows.result())
