@@ -38,12 +38,10 @@ class Part:
 
 def part_of(batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Part:
     """The Part for one answered batch (Documents mode sets the embeddings on the caller's Documents)."""
-    from ._results import ArrayCollector, DocumentCollector
+    from ._results import DocumentCollector, embedding_rows
 
     if batch.sources is not None:
         documents = DocumentList(batch.sources)
         DocumentCollector(documents)(batch, message, docs)
         return Part(batch.positions, documents=documents)
-    rows = ArrayCollector(None)
-    rows(batch, message, docs)
-    return Part(batch.positions, embeddings=rows.result())
+    return Part(batch.positions, embeddings=embedding_rows(batch, docs))

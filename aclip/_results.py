@@ -15,7 +15,7 @@ from ._document import Document, DocumentList
 from ._errors import MissingEmbeddingError, ProtocolError
 from ._streaming import Batch
 
-__all__ = ["ArrayCollector", "DocumentCollector"]
+__all__ = ["ArrayCollector", "DocumentCollector", "embedding_rows"]
 
 
 def _embedding(doc: DocumentProto, position: int) -> Optional[np.ndarray]:
@@ -27,55 +27,68 @@ def _embedding(doc: DocumentProto, position: int) -> Optional[np.ndarray]:
     return vector
 
 
-class ArrayCollector:
-    """Collects one embedding row per input into a float32 array, written once at its final position.
+def embedding_rows(batch: Batch, docs: List[DocumentProto]) -> np.ndarray:
+    """One answered batch's embeddings as a float32 array, or MissingEmbeddingError naming the gaps."""
+    vectors = [_embedding(doc, batch.start + offset) for offset, doc in enumerate(docs)]
+    missing = [batch.start + offset for offset, vector in enumerate(vectors) if vector is None]
+    if missing:
+        raise MissingEmbeddingError(missing, total=len(docs))
+    if not vectors:
+        return np.empty((0, 0), dtype=np.float32)
+    try:
+        return np.stack(vectors).astype(np.float32, copy=False)  # type: ignore[arg-type]
+    except ValueError as err:
+        raise ProtocolError(f"the embeddings of inputs {batch.start}..{batch.positions[-1]} differ in length") from err
 
-    With a known input length the array is allocated once, at the first embedding; otherwise each batch
-    gets its own block and the blocks are joined at the end.
+
+class ArrayCollector:
+    """Collects one embedding row per input into a float32 array, each row written at its final position.
+
+    With a known input length the array is allocated once, at the first embedding. Otherwise rows go into
+    chunks of :attr:`CHUNK_ROWS` rows (large enough to be their own memory mappings), joined at the end
+    chunk by chunk, each freed as it is copied: the resident peak stays near one result array.
     """
+
+    CHUNK_ROWS = 4096
 
     def __init__(self, total: Optional[int]) -> None:
         self._total = total
+        self._base = total or 0  # positions from here on go into chunks
         self._dim: Optional[int] = None
         self._array: Optional[np.ndarray] = None
-        self._blocks: Dict[int, np.ndarray] = {}
+        self._chunks: Dict[int, np.ndarray] = {}
         self._count = 0
         self._missing: List[int] = []
 
     def __call__(self, batch: Batch, response: DataRequestProto, docs: List[DocumentProto]) -> None:
         self._count += len(docs)
-        rows: Optional[np.ndarray] = None
         for offset, doc in enumerate(docs):
             position = batch.start + offset
             vector = _embedding(doc, position)
             if vector is None:
                 self._missing.append(position)
-                continue
-            if rows is None:
-                rows = self._rows_for(batch, len(docs), vector.shape[0])
-            elif vector.shape[0] != self._dim:
-                raise ProtocolError(
-                    f"the embedding of input {position} has {vector.shape[0]} values, others {self._dim}"
-                )
-            rows[offset] = vector
+            else:
+                self._row(position, vector.shape[0])[...] = vector
 
     def mark_failed(self, batch: Batch) -> None:
         """A batch the server failed on (and on_error took): its positions have no embedding."""
         self._count += len(batch.ids)
         self._missing.extend(batch.positions)
 
-    def _rows_for(self, batch: Batch, size: int, dim: int) -> np.ndarray:
+    def _row(self, position: int, dim: int) -> np.ndarray:
         if self._dim is None:
             self._dim = dim
         elif dim != self._dim:
-            raise ProtocolError(f"the server sent embeddings of {dim} values after ones of {self._dim}")
-        if self._total is not None and batch.start + size <= self._total:
+            raise ProtocolError(f"the embedding of input {position} has {dim} values, earlier ones {self._dim}")
+        if position < self._base:
             if self._array is None:
-                self._array = np.empty((self._total, dim), dtype=np.float32)
-            return self._array[batch.start : batch.start + size]
-        block = np.empty((size, dim), dtype=np.float32)
-        self._blocks[batch.seq] = block
-        return block
+                self._array = np.empty((self._base, dim), dtype=np.float32)
+            return self._array[position]  # type: ignore[no-any-return]
+        index, row = divmod(position - self._base, self.CHUNK_ROWS)
+        chunk = self._chunks.get(index)
+        if chunk is None:
+            chunk = self._chunks[index] = np.empty((self.CHUNK_ROWS, dim), dtype=np.float32)
+        return chunk[row]  # type: ignore[no-any-return]
 
     def result(self) -> np.ndarray:
         """The [N, D] array, or MissingEmbeddingError naming the inputs that got no embedding."""
@@ -83,23 +96,19 @@ class ArrayCollector:
             self._missing.sort()
             raise MissingEmbeddingError(self._missing, total=self._count)
         dim = self._dim or 0
-        if self._array is not None and not self._blocks:
-            return self._array if self._count == self._total else self._array[: self._count]
-        if self._array is not None:  # the input was longer than its len() said
-            parts = [self._array] + [self._blocks[seq] for seq in sorted(self._blocks)]
-            return np.concatenate(parts)[: self._count]
-        if not self._blocks:
-            return np.empty((self._count, dim), dtype=np.float32)
-        if len(self._blocks) == 1:
-            return next(iter(self._blocks.values()))
-        # Join block by block, freeing each as it is copied: np.empty's pages are only committed as they
-        # are written, so the resident peak stays near one result array, not two.
-        joined = np.empty((self._count, dim), dtype=np.float32)
-        offset = 0
-        for seq in sorted(self._blocks):
-            block = self._blocks.pop(seq)
-            joined[offset : offset + len(block)] = block
-            offset += len(block)
+        if not self._chunks:
+            if self._array is None:
+                return np.empty((self._count, dim), dtype=np.float32)
+            return self._array if self._count == self._base else self._array[: self._count]
+        joined = np.empty((self._count, dim), dtype=np.float32)  # its pages are committed as they are written
+        if self._array is not None:
+            joined[: self._base] = self._array
+            self._array = None
+        for index in sorted(self._chunks):
+            chunk = self._chunks.pop(index)
+            start = self._base + index * self.CHUNK_ROWS
+            stop = min(start + self.CHUNK_ROWS, self._count)
+            joined[start:stop] = chunk[: stop - start]
         return joined
 
 

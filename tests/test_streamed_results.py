@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import pathlib
 import threading
 from typing import Iterator, List
 
+import anyio
+import anyio.to_thread
 import numpy as np
 import pytest
 
 from aclip import AsyncClient, Client, Document, Part
 from aclip.testing import ReferenceServer
 from tests.conftest import Endpoint
-from tests.helpers import expected_text
+from tests.helpers import expected_embedding, expected_text, png_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -88,3 +92,44 @@ def test_sync_iterator_raises_the_servers_error(server: ReferenceServer) -> None
         docs = [Document(text="fine"), Document(blob=b"not an image")]
         with pytest.raises(Exception, match="UnidentifiedImageError"):
             list(client.encode_iter(docs, batch_size=1, prefetch=1))
+
+
+async def test_a_slow_file_read_does_not_block_the_event_loop(plain_endpoint: Endpoint, tmp_path: pathlib.Path) -> None:
+    fifo = tmp_path / "slow.png"
+    os.mkfifo(fifo)  # opening it for reading blocks until a writer comes: the slowest file there is
+    image = png_bytes(seed=51)
+    ticks = 0
+
+    def write_the_image() -> None:
+        with open(fifo, "wb") as pipe:
+            pipe.write(image)
+
+    async def tick_then_write() -> None:
+        nonlocal ticks
+        for _ in range(50):
+            await anyio.sleep(0)  # only possible while the loop is free
+            ticks += 1
+        await anyio.to_thread.run_sync(write_the_image)
+
+    async with plain_endpoint.async_client() as client:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(tick_then_write)
+                vectors = await client.aencode(["before", str(fifo), "after"], batch_size=1)
+    assert ticks == 50
+    np.testing.assert_array_equal(vectors[1], expected_embedding(image))
+
+
+async def test_a_generator_that_raises_midway_raises_its_error(plain_endpoint: Endpoint) -> None:
+    def breaks_after_thirty() -> Iterator[str]:
+        for i in range(30):
+            yield f"fine {i}"
+        raise ValueError("the source database went away")
+
+    async with plain_endpoint.async_client() as client:
+        with pytest.raises(ValueError, match="the source database went away"):
+            await client.aencode(breaks_after_thirty(), batch_size=4)
+        with pytest.raises(ValueError, match="the source database went away"):
+            async with client.aencode_iter(breaks_after_thirty(), batch_size=4) as parts:
+                async for _ in parts:
+                    pass
