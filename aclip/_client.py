@@ -97,6 +97,9 @@ class AsyncClient:
     TLS schemes verify the server's certificate against the system's CAs, or against ``ca_file``; pass
     ``client_cert`` (and ``client_key``) for mutual TLS, or a ready ``ssl_context`` instead of all three.
 
+    An http(s) image URL goes to the server as a uri, for the server to download; with
+    ``fetch_remote_images`` the client downloads it instead (in a worker thread, as it reads files).
+
     Example::
 
         async with AsyncClient("grpc://127.0.0.1:51000") as client:
@@ -113,6 +116,7 @@ class AsyncClient:
         ca_file: Optional[str] = None,
         client_cert: Optional[str] = None,
         client_key: Optional[str] = None,
+        fetch_remote_images: bool = False,
     ) -> None:
         from ._transports import ssl_context_for
 
@@ -120,6 +124,7 @@ class AsyncClient:
         self._token = _token_from(credential)
         tls = TLSOptions(ssl_context=ssl_context, ca_file=ca_file, client_cert=client_cert, client_key=client_key)
         self._ssl_context = ssl_context_for(self._address, tls)
+        self._fetch_remote = bool(fetch_remote_images)
         if not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
         self._connect_timeout = float(connect_timeout)
@@ -609,7 +614,12 @@ class AsyncClient:
         from ._progress import call_progress
         from ._streaming import CallSettings, run_stream
 
-        settings = CallSettings(endpoint=endpoint, parameters=parameters_struct(parameters), prefetch=options.prefetch)
+        settings = CallSettings(
+            endpoint=endpoint,
+            parameters=parameters_struct(parameters),
+            prefetch=options.prefetch,
+            fetch_remote=self._fetch_remote,
+        )
         extra: Dict[str, Any] = {"classify": classify} if classify is not None else {}
         batches = iter_batches(items, mode=mode, batch_size=options.batch_size, collected=collected, **extra)
         first = next(batches, None)

@@ -274,27 +274,54 @@ def classify_rank_root(doc: Any, position: int) -> Item:
 _LOADED_BY_CLIENT = (Kind.LOCAL_FILE, Kind.DATA_URI)
 
 
-def needs_loading(items: Sequence[Item]) -> bool:
-    """Whether a batch has items that :func:`load_batch` must read or decode (do that off the loop)."""
-    return any(item.kind in _LOADED_BY_CLIENT or needs_loading([m for _, m in item.matches]) for item in items)
+def _loaded_kinds(fetch_remote: bool) -> Tuple[Kind, ...]:
+    return (*_LOADED_BY_CLIENT, Kind.REMOTE_URI) if fetch_remote else _LOADED_BY_CLIENT
 
 
-def load_batch(items: List[Item], start: int) -> List[Item]:
+def needs_loading(items: Sequence[Item], *, fetch_remote: bool = False) -> bool:
+    """Whether a batch has items that :func:`load_batch` must read, fetch or decode (do that off the loop)."""
+    kinds = _loaded_kinds(fetch_remote)
+    return any(
+        item.kind in kinds or needs_loading([m for _, m in item.matches], fetch_remote=fetch_remote) for item in items
+    )
+
+
+def load_batch(items: List[Item], start: int, *, fetch_remote: bool = False) -> List[Item]:
     """Read local files and decode data URIs of one batch (matches included); blocking: run it in a thread.
 
+    With ``fetch_remote`` the client also downloads http(s) images itself (otherwise the server does).
     ``start`` is the input position of ``items[0]``, for error messages.
     """
-    return [_load_with_matches(item, start + offset) for offset, item in enumerate(items)]
+    kinds = _loaded_kinds(fetch_remote)
+    return [_load_with_matches(item, start + offset, kinds) for offset, item in enumerate(items)]
 
 
-def _load_with_matches(item: Item, position: int) -> Item:
-    loaded = _load(item, position) if item.kind in _LOADED_BY_CLIENT else item
+def _load_with_matches(item: Item, position: int, kinds: Tuple[Kind, ...]) -> Item:
+    loaded = _load(item, position) if item.kind in kinds else item
     if item.matches:
-        loaded = loaded._replace(matches=tuple((mid, _load_with_matches(m, position)) for mid, m in item.matches))
+        loaded = loaded._replace(
+            matches=tuple((mid, _load_with_matches(m, position, kinds)) for mid, m in item.matches)
+        )
     return loaded
 
 
+_FETCH_TIMEOUT = 30.0
+
+
+def _download(url: str, position: int) -> bytes:
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(url, timeout=_FETCH_TIMEOUT) as answer:
+            return bytes(answer.read())
+    except (URLError, OSError, ValueError) as err:
+        raise InputError(f"input {position}: cannot fetch the image {_shown(url)}: {err}", position=position) from err
+
+
 def _load(item: Item, position: int) -> Item:
+    if item.kind == Kind.REMOTE_URI:
+        return item._replace(kind=Kind.BLOB, payload=_download(item.uri, position))
     assert isinstance(item.payload, str)
     if item.kind == Kind.DATA_URI:
         return item._replace(kind=Kind.BLOB, payload=_decode_data_uri(item.payload, position))

@@ -15,6 +15,7 @@ error in any task cancels the others and is raised to the caller as it is (not a
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class CallSettings:
     endpoint: str
     parameters: Any  # Optional[Struct]
     prefetch: int
+    fetch_remote: bool = False
 
 
 async def run_stream(
@@ -125,8 +127,9 @@ class _Call:
         settings = self._settings
         async with out:
             for batch in self._batches:
-                if needs_loading(batch.items):
-                    batch.items = await anyio.to_thread.run_sync(load_batch, batch.items, batch.start)
+                if needs_loading(batch.items, fetch_remote=settings.fetch_remote):
+                    load = functools.partial(load_batch, fetch_remote=settings.fetch_remote)
+                    batch.items = await anyio.to_thread.run_sync(load, batch.items, batch.start)
                 batch.request_id = os.urandom(16).hex()
                 request = build_request(
                     request_id=batch.request_id,

@@ -58,6 +58,7 @@ class Client:
         ca_file: Optional[str] = None,
         client_cert: Optional[str] = None,
         client_key: Optional[str] = None,
+        fetch_remote_images: bool = False,
     ) -> None:
         self._async = AsyncClient(
             server,
@@ -67,6 +68,7 @@ class Client:
             ca_file=ca_file,
             client_cert=client_cert,
             client_key=client_key,
+            fetch_remote_images=fetch_remote_images,
         )
         self._lock = threading.Lock()
         self._portal_cm: Optional[AbstractContextManager[BlockingPortal]] = None

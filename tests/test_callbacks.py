@@ -128,3 +128,18 @@ async def test_callback_options_are_checked(server: ReferenceServer) -> None:
             await client.aencode(["x"], on_done="print")  # type: ignore[call-overload]
         with pytest.raises(TypeError, match="show_progress must be True or False"):
             await client.aencode(["x"], show_progress="yes")  # type: ignore[call-overload]
+
+
+def test_sync_client_callbacks(plain_endpoint: Endpoint) -> None:
+    positions: List[int] = []
+    with plain_endpoint.client() as client:
+        assert (
+            client.encode([f"s{i}" for i in range(10)], batch_size=3, on_done=lambda r: positions.extend(r.positions))
+            is None
+        )
+        [ranked] = client.rank(
+            [Document(text="q", matches=[Document(text="a"), Document(text="b")])],  # type: ignore[arg-type]
+            on_error=lambda r: None,
+        )
+    assert sorted(positions) == list(range(10))
+    assert len(ranked.matches) == 2
