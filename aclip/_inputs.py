@@ -206,13 +206,17 @@ def _document_content(doc: Any, position: int) -> Item:
     text = getattr(doc, "text", None)
     uri = getattr(doc, "uri", None) or ""
     mime_type = getattr(doc, "mime_type", None) or ""
+    blob = getattr(doc, "blob", None)
+    if not isinstance(doc, Document):
+        # docarray v1 reports unset fields as empty values ("" and b""), not None: empty means absent there.
+        text = text or None
+        blob = blob or None
     if text is not None:
         if not isinstance(text, str):
             raise InputTypeError(
                 f"input {position}: Document.text must be a str, not {type(text).__name__}", position=position
             )
         return Item(Kind.TEXT, text, uri, mime_type)
-    blob = getattr(doc, "blob", None)
     if blob is not None:
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise InputTypeError(
