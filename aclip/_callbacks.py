@@ -169,14 +169,8 @@ class Callbacks:
         if self.on_always is not None:
             await _call(self.on_always, response)
         if not response.ok and self.on_error is None:
-            from ._errors import ServerError
+            from ._codec import executor_failure
 
-            status = response.status
-            assert status is not None
-            raise ServerError(
-                name=status.name,
-                description=status.description,
-                executor=status.executor,
-                endpoint=message.header.exec_endpoint,
-                positions=response.positions,
-            )
+            failure = executor_failure(message)
+            assert failure is not None
+            raise failure.error(endpoint=message.header.exec_endpoint, positions=response.positions)

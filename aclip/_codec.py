@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.struct_pb2 import Struct
 
 from ._document import Document, NamedScore
-from ._errors import InputError, ProtocolError
+from ._errors import InputError, ProtocolError, ServerError
 from ._inputs import Item, Kind
 from ._pb.docarray_pb2 import DocumentProto, NdArrayProto
 from ._pb.jina_pb2 import DataRequestProto, StatusProto
@@ -229,6 +229,12 @@ class ExecutorFailure:
         self.name = name
         self.description = description
         self.executor = executor
+
+    def error(self, *, endpoint: str, positions: Sequence[int]) -> ServerError:
+        """The ServerError that tells the caller about this failure and the input positions it hit."""
+        return ServerError(
+            name=self.name, description=self.description, executor=self.executor, endpoint=endpoint, positions=positions
+        )
 
 
 def executor_failure(response: DataRequestProto) -> Optional[ExecutorFailure]:

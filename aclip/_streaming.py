@@ -24,8 +24,8 @@ from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._codec import DataRequestProto, DocumentProto, ExecutorFailure, build_request, executor_failure
-from ._errors import ProtocolError, ServerError, TransportError
+from ._codec import DataRequestProto, DocumentProto, build_request, executor_failure
+from ._errors import ProtocolError, TransportError
 from ._groups import BaseExceptionGroup, first_error
 from ._inputs import Item, load_batch, needs_loading
 from ._transports.base import DuplexStream, Transport
@@ -182,7 +182,7 @@ class _Call:
             failure = executor_failure(response)
             if failure is not None:
                 if self._on_failure is None:
-                    raise self._server_error(batch, failure)
+                    raise failure.error(endpoint=self._settings.endpoint, positions=batch.positions)
                 outcome = self._on_failure(batch, response)
             else:
                 docs = list(response.data.docs.docs)
@@ -197,12 +197,3 @@ class _Call:
             self.answered += 1
             if self._on_answered is not None:
                 self._on_answered(len(batch.ids))
-
-    def _server_error(self, batch: Batch, failure: ExecutorFailure) -> ServerError:
-        return ServerError(
-            name=failure.name,
-            description=failure.description,
-            executor=failure.executor,
-            endpoint=self._settings.endpoint,
-            positions=batch.positions,
-        )
