@@ -40,7 +40,10 @@ from ._constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PREFETCH,
+    DEFAULT_TIMEOUT,
+    NOT_GIVEN,
     TOKEN_ENVIRONMENT_VARIABLE,
+    NotGiven,
 )
 from ._document import Document, DocumentList
 from ._errors import ClientClosedError, InputTypeError
@@ -97,6 +100,10 @@ class AsyncClient:
     TLS schemes verify the server's certificate against the system's CAs, or against ``ca_file``; pass
     ``client_cert`` (and ``client_key``) for mutual TLS, or a ready ``ssl_context`` instead of all three.
 
+    ``timeout`` bounds how long each request may wait for its answer (default 120 s; None: no bound);
+    every call can set its own. A request that gets no answer in time ends the call with
+    RequestTimeoutError, so a server whose model is down cannot hang a caller forever.
+
     An http(s) image URL goes to the server as a uri, for the server to download; with
     ``fetch_remote_images`` the client downloads it instead (in a worker thread, as it reads files).
 
@@ -117,6 +124,7 @@ class AsyncClient:
         client_cert: Optional[str] = None,
         client_key: Optional[str] = None,
         fetch_remote_images: bool = False,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
     ) -> None:
         from ._transports import ssl_context_for
 
@@ -125,6 +133,7 @@ class AsyncClient:
         tls = TLSOptions(ssl_context=ssl_context, ca_file=ca_file, client_cert=client_cert, client_key=client_key)
         self._ssl_context = ssl_context_for(self._address, tls)
         self._fetch_remote = bool(fetch_remote_images)
+        self._timeout = _checked_timeout(timeout)
         if not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
         self._connect_timeout = float(connect_timeout)
@@ -150,6 +159,9 @@ class AsyncClient:
         tb: Optional[TracebackType],
     ) -> None:
         await self.aclose()
+
+    def _timeout_for(self, timeout: Union[float, NotGiven, None]) -> Optional[float]:
+        return self._timeout if isinstance(timeout, NotGiven) else _checked_timeout(timeout)
 
     def _transport(self) -> Any:
         """The transport for the running event loop, created on first use."""
@@ -202,6 +214,7 @@ class AsyncClient:
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
+        timeout: Union[float, NotGiven, None] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -216,6 +229,7 @@ class AsyncClient:
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
+        timeout: Union[float, NotGiven, None] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -230,6 +244,7 @@ class AsyncClient:
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
+        timeout: Union[float, NotGiven, None] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -243,6 +258,7 @@ class AsyncClient:
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
         show_progress: bool = False,
+        timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -269,7 +285,9 @@ class AsyncClient:
         from ._inputs import peek_mode
         from ._results import ArrayCollector
 
-        options = _CallOptions.checked(batch_size, prefetch, show_progress, on_done, on_error, on_always)
+        options = _CallOptions.checked(
+            batch_size, prefetch, show_progress, on_done, on_error, on_always, timeout=self._timeout_for(timeout)
+        )
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
         total = _length(content)
         mode, items = peek_mode(content)
@@ -292,6 +310,7 @@ class AsyncClient:
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
         show_progress: bool = False,
+        timeout: Union[float, NotGiven, None] = NOT_GIVEN,
     ) -> AsyncIterator[AsyncIterator[Part]]:
         """Encode as :meth:`aencode` does, handing out each request's results as soon as it is answered.
 
@@ -308,7 +327,9 @@ class AsyncClient:
         from ._inputs import peek_mode
         from ._parts import part_of
 
-        options = _CallOptions.checked(batch_size, prefetch, show_progress, None, None, None)
+        options = _CallOptions.checked(
+            batch_size, prefetch, show_progress, None, None, None, timeout=self._timeout_for(timeout)
+        )
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
         total = _length(content)
         mode, items = peek_mode(content)
@@ -343,6 +364,7 @@ class AsyncClient:
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
+        timeout: Union[float, NotGiven, None] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -357,6 +379,7 @@ class AsyncClient:
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
+        timeout: Union[float, NotGiven, None] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -370,6 +393,7 @@ class AsyncClient:
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
         show_progress: bool = False,
+        timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -391,7 +415,9 @@ class AsyncClient:
         """
         from ._inputs import check_iterable, classify_rank_root
 
-        options = _CallOptions.checked(batch_size, prefetch, show_progress, on_done, on_error, on_always)
+        options = _CallOptions.checked(
+            batch_size, prefetch, show_progress, on_done, on_error, on_always, timeout=self._timeout_for(timeout)
+        )
         check_iterable(docs, what="docs")
         roots = list(docs)
         for position, root in enumerate(roots):
@@ -416,6 +442,7 @@ class AsyncClient:
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
+        timeout: Union[float, NotGiven, None] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -430,6 +457,7 @@ class AsyncClient:
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
+        timeout: Union[float, NotGiven, None] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -443,6 +471,7 @@ class AsyncClient:
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
         show_progress: bool = False,
+        timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -457,7 +486,9 @@ class AsyncClient:
 
             docs = await client.aindex(["she smiled, with pain", "apple.png"])
         """
-        options = _CallOptions.checked(batch_size, prefetch, show_progress, on_done, on_error, on_always)
+        options = _CallOptions.checked(
+            batch_size, prefetch, show_progress, on_done, on_error, on_always, timeout=self._timeout_for(timeout)
+        )
         return await self._documents_call(
             _as_documents(content),
             endpoint="/index",
@@ -476,6 +507,7 @@ class AsyncClient:
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
+        timeout: Union[float, NotGiven, None] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -491,6 +523,7 @@ class AsyncClient:
         prefetch: int = ...,
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
+        timeout: Union[float, NotGiven, None] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -505,6 +538,7 @@ class AsyncClient:
         prefetch: int = DEFAULT_PREFETCH,
         parameters: Optional[Mapping[str, Any]] = None,
         show_progress: bool = False,
+        timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -522,7 +556,9 @@ class AsyncClient:
             [(m.text, m.scores["cosine"].value) for m in hit.matches]
         """
         limit = _positive_int("limit", limit)
-        options = _CallOptions.checked(batch_size, prefetch, show_progress, on_done, on_error, on_always)
+        options = _CallOptions.checked(
+            batch_size, prefetch, show_progress, on_done, on_error, on_always, timeout=self._timeout_for(timeout)
+        )
         return await self._documents_call(
             _as_documents(content),
             endpoint="/search",
@@ -558,7 +594,7 @@ class AsyncClient:
             lambda batch, response, docs: routes.extend(response.routes),
             "/",
             {},
-            _CallOptions.checked(1, 1, False, None, None, None),
+            _CallOptions.checked(1, 1, False, None, None, None, timeout=self._timeout),
             total=1,
         )
         times = breakdown(time.perf_counter() - started, routes)
@@ -619,6 +655,7 @@ class AsyncClient:
             parameters=parameters_struct(parameters),
             prefetch=options.prefetch,
             fetch_remote=self._fetch_remote,
+            timeout=options.timeout,
         )
         extra: Dict[str, Any] = {"classify": classify} if classify is not None else {}
         batches = iter_batches(items, mode=mode, batch_size=options.batch_size, collected=collected, **extra)
@@ -644,11 +681,14 @@ class AsyncClient:
 class _CallOptions:
     """A call's checked options: the window, the progress bar and the callbacks."""
 
-    def __init__(self, batch_size: int, prefetch: int, show_progress: bool, callbacks: Callbacks) -> None:
+    def __init__(
+        self, batch_size: int, prefetch: int, show_progress: bool, callbacks: Callbacks, timeout: Optional[float]
+    ) -> None:
         self.batch_size = batch_size
         self.prefetch = prefetch
         self.show_progress = show_progress
         self.callbacks = callbacks
+        self.timeout = timeout
 
     @classmethod
     def checked(
@@ -659,6 +699,8 @@ class _CallOptions:
         on_done: Optional[Callback],
         on_error: Optional[Callback],
         on_always: Optional[Callback],
+        *,
+        timeout: Optional[float],
     ) -> _CallOptions:
         if not isinstance(show_progress, bool):
             raise TypeError(f"show_progress must be True or False, not {show_progress!r}")
@@ -667,7 +709,16 @@ class _CallOptions:
             _positive_int("prefetch", prefetch),
             show_progress,
             Callbacks(on_done, on_error, on_always),
+            timeout,
         )
+
+
+def _checked_timeout(timeout: Optional[float]) -> Optional[float]:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+    return float(timeout)
 
 
 def _length(content: object) -> Optional[int]:

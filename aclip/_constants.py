@@ -11,3 +11,15 @@ TOKEN_ENVIRONMENT_VARIABLE = "CLIP_AUTH_TOKEN"
 #: The largest single message aclip accepts (WebSocket frames): a batch of large images needs far more
 #: than aiohttp's 4 MiB default.
 MAX_MESSAGE_SIZE = 1024 * 1024 * 1024
+#: Seconds a request may wait for its answer before the call fails with RequestTimeoutError (None: no bound).
+DEFAULT_TIMEOUT = 120.0
+
+
+class NotGiven:
+    """The type of NOT_GIVEN: "use the client's default", as distinct from None ("no bound")."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN = NotGiven()

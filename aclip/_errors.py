@@ -12,6 +12,7 @@ transport meets the network and chained with ``from``; they never reach the call
     │   ├── ConnectError                     the server could not be reached at all
     │   ├── TLSError                         the TLS handshake failed (e.g. the certificate did not verify)
     │   ├── AuthenticationError              the server refused the token (or its absence)
+    │   ├── RequestTimeoutError              no answer within the timeout (also a builtin TimeoutError)
     │   └── HTTPStatusError                  an HTTP answer other than 2xx: ``.status``, ``.detail``
     ├── ProtocolError                        the server's answer cannot be understood or does not fit
     ├── ServerError                          the server reported a failure inside its executor
@@ -39,6 +40,7 @@ __all__ = [
     "InputTypeError",
     "MissingEmbeddingError",
     "ProtocolError",
+    "RequestTimeoutError",
     "ServerError",
     "TLSError",
     "TransportError",
@@ -88,6 +90,18 @@ class ConnectError(TransportError):
 
 class TLSError(TransportError):
     """The TLS handshake with the server failed: an untrusted or mismatched certificate, or no TLS there."""
+
+
+class RequestTimeoutError(TransportError, TimeoutError):
+    """A request got no answer within its timeout (the client's ``timeout``, or the call's).
+
+    ``positions`` are the input positions of the unanswered requests. A server whose model is down
+    typically accepts requests and never answers them: this is how that ends.
+    """
+
+    def __init__(self, message: str, *, positions: Sequence[int]) -> None:
+        super().__init__(message)
+        self.positions = list(positions)
 
 
 class AuthenticationError(TransportError):

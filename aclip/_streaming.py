@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
@@ -25,10 +26,10 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._codec import DataRequestProto, DocumentProto, build_request, executor_failure
-from ._errors import ProtocolError, TransportError
+from ._errors import ProtocolError, RequestTimeoutError, TransportError, describe_positions
 from ._groups import BaseExceptionGroup, first_error
 from ._inputs import Item, load_batch, needs_loading
-from ._transports.base import DuplexStream, Transport
+from ._transports.base import DuplexStream, Received, Transport
 from ._wire import WireFormat, wire_format
 
 __all__ = ["Batch", "BatchSource", "FailureHandler", "ResultHandler", "run_stream"]
@@ -47,6 +48,7 @@ class Batch:
     sources: Optional[List[Any]] = None  # the caller's Documents, in Documents mode
     request_id: str = ""
     frame: bytes = field(default=b"", repr=False)
+    deadline: float = math.inf  # when it must have been answered (anyio's clock)
 
     @property
     def positions(self) -> range:
@@ -70,6 +72,7 @@ class CallSettings:
     parameters: Any  # Optional[Struct]
     prefetch: int
     fetch_remote: bool = False
+    timeout: Optional[float] = None
 
 
 async def run_stream(
@@ -121,6 +124,7 @@ class _Call:
         self._window = anyio.Semaphore(settings.prefetch)
         self._in_flight: Dict[str, Batch] = {}
         self._all_sent = False
+        self._activity = anyio.Event()  # set by the sender whenever it has sent a batch, or all of them
         self.answered = 0
 
     async def produce(self, out: MemoryObjectSendStream[Batch]) -> None:
@@ -152,14 +156,39 @@ class _Call:
                     self._window.release()
                     break
                 frame, batch.frame = batch.frame, b""
+                if self._settings.timeout is not None:
+                    batch.deadline = anyio.current_time() + self._settings.timeout
                 self._in_flight[batch.request_id] = batch
+                self._activity.set()
                 await stream.send(batch.request_id, frame)
         await stream.end()
         self._all_sent = True
+        self._activity.set()
+
+    async def _receive_in_time(self, stream: DuplexStream) -> Optional[Received]:
+        """The next answer, or RequestTimeoutError once the oldest request in flight is past its deadline."""
+        while True:
+            oldest = next(iter(self._in_flight.values()))  # dicts keep send order: the oldest comes first
+            if oldest.deadline == math.inf:
+                return await stream.receive()
+            with anyio.move_on_after(oldest.deadline - anyio.current_time()):
+                return await stream.receive()
+            late = [batch for batch in self._in_flight.values() if batch.deadline <= anyio.current_time()]
+            if late:
+                unanswered = [position for batch in self._in_flight.values() for position in batch.positions]
+                raise RequestTimeoutError(
+                    f"{len(late)} requests got no answer within {self._settings.timeout:g} s; "
+                    f"{len(unanswered)} inputs are unanswered (positions {describe_positions(unanswered)})",
+                    positions=unanswered,
+                )
 
     async def receive_all(self, stream: DuplexStream) -> None:
         while not (self._all_sent and not self._in_flight):
-            received = await stream.receive()
+            if not self._in_flight:  # nothing can arrive yet: wait for the sender, not the stream
+                await self._activity.wait()
+                self._activity = anyio.Event()
+                continue
+            received = await self._receive_in_time(stream)
             if received is None:
                 if self._in_flight:
                     missing = sum(len(batch.ids) for batch in self._in_flight.values())

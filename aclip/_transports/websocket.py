@@ -16,7 +16,7 @@ import anyio
 
 from .._address import ServerAddress
 from .._constants import MAX_MESSAGE_SIZE
-from .._errors import ProtocolError, TransportError
+from .._errors import ConnectError, ProtocolError, TransportError
 from ._aiohttp import AiohttpTransport, translate_error
 from .base import DuplexStream, Received
 from .http import status_error
@@ -80,9 +80,14 @@ class WebSocketTransport(AiohttpTransport):
 
     async def _connect(self) -> aiohttp.ClientWebSocketResponse:
         try:
-            socket = await self._get_session().ws_connect(
-                self._url, protocols=("bytes",), headers=self._headers, max_msg_size=MAX_MESSAGE_SIZE
-            )
+            with anyio.fail_after(self._connect_timeout):  # a server that never completes the handshake
+                socket = await self._get_session().ws_connect(
+                    self._url, protocols=("bytes",), headers=self._headers, max_msg_size=MAX_MESSAGE_SIZE
+                )
+        except TimeoutError:
+            raise ConnectError(
+                f"no WebSocket handshake from {self._address} within {self._connect_timeout:g} s"
+            ) from None
         except aiohttp.WSServerHandshakeError as err:
             raise status_error(self._address, err.status, err.message.encode()) from err
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
