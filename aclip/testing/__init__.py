@@ -21,6 +21,12 @@ Use it in tests (on its own thread, off the test's event loop)::
         ...                           # a client encodes "hello" through url
         expected = embed_text("hello")
 
+Fault options make it fail on purpose, for clients' failure tests (see :class:`ReferenceServer`)::
+
+    with serve_in_thread(fail_every=3) as server:  # requests 3, 6, 9, ... are executor errors
+        ...
+        server.faults.fail_every = 0  # recovered; also close_after, never_answer, fail_status, grpc_status
+
 or from a shell: ``python -m aclip.testing --grpc-port 51000 --http-port 51001 --websocket-port 51002``.
 """
 
@@ -35,6 +41,7 @@ from aclip.testing._encoder import (
     test_embedding,
 )
 from aclip.testing._executor import ReferenceExecutor
+from aclip.testing._faults import Faults, InjectedFailure
 from aclip.testing._images import sample_png
 from aclip.testing._server import ReferenceServer
 from aclip.testing._stats import ServerStats
@@ -42,6 +49,8 @@ from aclip.testing._thread import serve_in_thread
 
 __all__ = [
     "EMBEDDING_DIM",
+    "Faults",
+    "InjectedFailure",
     "ReferenceExecutor",
     "ReferenceServer",
     "ServerStats",

@@ -1,6 +1,7 @@
 """Command line: ``python -m aclip.testing [--host H] [--grpc-port P] [--http-port P] [--websocket-port P]
 [--protocols grpc,http,websocket] [--out-of-order] [--token T] [--certfile PEM --keyfile PEM
-[--client-ca-file PEM]]``.
+[--client-ca-file PEM]] [--fail-every N] [--close-after N] [--never-answer] [--fail-status S]
+[--grpc-status NAME]``.
 
 Prints one line per URL (``grpc://127.0.0.1:51000``, ``http://127.0.0.1:51001``, ``ws://127.0.0.1:51002``;
 ``grpcs``/``https``/``wss`` with TLS), then serves until SIGINT or SIGTERM and exits 0. Exits 1 with a
@@ -43,6 +44,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--certfile", default=None, help="PEM certificate chain: serve TLS on every protocol")
     parser.add_argument("--keyfile", default=None, help="PEM private key of --certfile (if not inside it)")
     parser.add_argument("--client-ca-file", default=None, help="PEM CA: require client certificates it signed")
+    faults = parser.add_argument_group("faults (for clients' failure tests; see aclip.testing.ReferenceServer)")
+    faults.add_argument(
+        "--fail-every", type=int, default=0, metavar="N", help="every N-th request is an executor error"
+    )
+    faults.add_argument(
+        "--close-after", type=int, default=0, metavar="N", help="drop a stream/connection after N responses"
+    )
+    faults.add_argument("--never-answer", action="store_true", help="read requests, never answer them")
+    faults.add_argument("--fail-status", type=int, default=0, metavar="S", help="HTTP: answer every POST with S")
+    faults.add_argument("--grpc-status", default="", metavar="NAME", help="gRPC: end every call with NAME")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: %(default)s)")
     return parser.parse_args(argv)
 
@@ -59,6 +70,11 @@ async def _serve(args: argparse.Namespace) -> None:
         certfile=args.certfile,
         keyfile=args.keyfile,
         client_ca_file=args.client_ca_file,
+        fail_every=args.fail_every,
+        close_after=args.close_after,
+        never_answer=args.never_answer,
+        fail_status=args.fail_status,
+        grpc_status=args.grpc_status,
     )
     async with server:
         # Catch the signals before announcing the URLs: a caller may signal as soon as it has read them.

@@ -22,6 +22,10 @@ An exception inside a handler never fails the stream: that one response carries 
 with ``exception {name, args, stacks, executor}`` (the executor's route carries the same status) and the
 request's documents unchanged, without embeddings.
 
+The executor applies two of the server's :class:`~aclip.testing._faults.Faults`: ``fail_every`` (an
+``InjectedFailure`` raised inside the handler, reported as any executor error) and ``never_answer``
+(:meth:`ReferenceExecutor.handle` waits until cancelled).
+
 Example::
 
     >>> import anyio
@@ -50,6 +54,7 @@ from google.protobuf import struct_pb2
 from aclip._codec import decode_ndarray, encode_ndarray
 from aclip._pb import docarray_pb2, jina_pb2
 from aclip.testing._encoder import check_image, tensor_payload, test_embedding
+from aclip.testing._faults import Faults, InjectedFailure
 from aclip.testing._loader import DEFAULT_FETCH_TIMEOUT, load_uri
 from aclip.testing._rank import rank_matches
 from aclip.testing._stats import ServerStats
@@ -99,9 +104,17 @@ class ReferenceExecutor:
     """
 
     def __init__(
-        self, *, stats: ServerStats | None = None, fetch_timeout: float = DEFAULT_FETCH_TIMEOUT, delay: float = 0.0
+        self,
+        *,
+        stats: ServerStats | None = None,
+        fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
+        delay: float = 0.0,
+        faults: Faults | None = None,
     ) -> None:
         self.stats = stats if stats is not None else ServerStats()
+        #: The server's fault options (``fail_every`` and ``never_answer`` are applied here).
+        self.faults = faults if faults is not None else Faults()
+        self._requests_handled = 0  # numbers the requests for fail_every
         self._fetch_timeout = fetch_timeout
         self._delay = delay
         #: The documents ``/index`` stored, searched by ``/search``.
@@ -140,7 +153,15 @@ class ReferenceExecutor:
         return self._endpoints.get(endpoint, self.encode)
 
     async def handle(self, request: jina_pb2.DataRequestProto) -> jina_pb2.DataRequestProto:
-        """Process one request; exceptions become an error response, never propagate (except cancellation)."""
+        """Process one request; exceptions become an error response, never propagate (except cancellation).
+
+        With ``faults.never_answer`` it never returns: it waits until cancelled (the server stops).
+        """
+        self._requests_handled += 1
+        number = self._requests_handled  # before any await: requests are numbered in the order they arrive
+        if self.faults.never_answer:
+            self.stats.add("requests_unanswered")
+            await asyncio.Event().wait()  # nobody sets it: until cancelled
         clock = _Clock()
         response = jina_pb2.DataRequestProto()
         gateway = response.routes.add(executor="gateway")
@@ -154,12 +175,19 @@ class ReferenceExecutor:
         if self._delay > 0:  # a slow model (tests of concurrency, timeouts, profile): the executor's time
             await asyncio.sleep(self._delay)
         try:
+            if self.faults.fails(number):
+                every = self.faults.fail_every
+                raise InjectedFailure(
+                    f"failure injected by the reference server (fail_every={every}, request {number})"
+                )
             response.data.docs.CopyFrom(_request_docs(request))
             handler = self.handler_for(request.header.exec_endpoint)
             await handler(response.data.docs.docs, request.parameters)
         except Exception as exc:
+            if isinstance(exc, InjectedFailure):
+                self.stats.injected_failures.append(request.header.request_id)
             logger.info("request %r failed: %r", request.header.request_id, exc)
-            self.stats.error_responses += 1
+            self.stats.add("error_responses")  # after injected_failures: wakes wait_for
             status = error_status(exc)
             response.header.status.CopyFrom(status)
             executor.status.CopyFrom(status)

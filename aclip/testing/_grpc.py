@@ -9,6 +9,11 @@ metadata does not equal it is refused with UNAUTHENTICATED before any request is
 in progress end with UNAVAILABLE and every client connection is closed, so clients see the server go away
 instead of waiting on a dead socket.
 
+Of the server's :class:`~aclip.testing._faults.Faults` this frontend applies ``grpc_status`` (the call
+ends with that status before any request is read) and ``close_after`` (where the stream would carry one
+response more, the server resets it with RST_STREAM instead: a grpclib client sees
+``StreamTerminatedError``, and loses the responses it had received but not yet read).
+
 Example::
 
     frontend = GrpcFrontend(ReferenceExecutor(), token=None)
@@ -25,6 +30,7 @@ import weakref
 from typing import Optional
 
 import anyio
+import anyio.lowlevel
 from google.protobuf.message import DecodeError
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError
@@ -34,6 +40,7 @@ from grpclib.server import Server, Stream
 from aclip._grpc_codec import JINA_CALL, RawBytesCodec
 from aclip._pb import jina_pb2
 from aclip.testing._executor import ReferenceExecutor
+from aclip.testing._faults import ResponseBudget
 from aclip.testing._net import listen, token_matches
 from aclip.testing._sequencer import DEFAULT_HOLD, ResponseSequencer
 
@@ -63,6 +70,8 @@ class GrpcFrontend:
         self._executor = executor
         self._ssl_context = ssl_context
         self._stats = executor.stats
+        self._faults = executor.faults
+        self._budget = ResponseBudget(executor.faults)
         self._token = token
         self._out_of_order = out_of_order
         self._hold = out_of_order_hold
@@ -99,9 +108,22 @@ class GrpcFrontend:
 
     async def _serve_call(self, stream: Stream[bytes, bytes]) -> None:
         self._authorize(stream)
-        sequencer = ResponseSequencer(
-            stream.send_message, stats=self._stats, out_of_order=self._out_of_order, hold=self._hold
-        )
+        status = self._faults.grpc_status_code
+        if status is not None:
+            self._stats.add("status_failures")
+            raise GRPCError(status, f"{status.name} injected by the reference server (grpc_status)")
+        dropped = False
+
+        async def send(message: bytes) -> None:
+            nonlocal dropped
+            if self._budget.exhausted(stream):
+                dropped = True
+                tg.cancel_scope.cancel()
+                await anyio.lowlevel.checkpoint()  # cancelled here: the sequencer sends nothing more
+            await stream.send_message(message)
+            self._budget.sent(stream)
+
+        sequencer = ResponseSequencer(send, stats=self._stats, out_of_order=self._out_of_order, hold=self._hold)
         failure: GRPCError | None = None
         try:
             async with anyio.create_task_group() as tg:
@@ -121,7 +143,15 @@ class GrpcFrontend:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                     await stream.send_trailing_metadata(status=Status.UNAVAILABLE, status_message="server stopped")
             raise
-        if failure is not None:
+        if dropped:
+            self._stats.add("connections_dropped")
+            logger.info(
+                "gRPC call from %s: reset after %d responses (close_after)",
+                stream.peer.addr(),
+                self._faults.close_after,
+            )
+            await stream.cancel()
+        elif failure is not None:
             raise failure
 
     async def _answer(self, sequencer: ResponseSequencer, seq: int, request: jina_pb2.DataRequestProto) -> None:

@@ -12,6 +12,11 @@ Bad JSON or a body of the wrong shape is 422 ``{"detail": [...]}``; ``GET /``, `
 Each POST is one request, processed as soon as it arrives (many POSTs run concurrently); ``out_of_order``
 has no meaning here. A POST still in progress when the server stops is answered 503.
 
+Of the server's :class:`~aclip.testing._faults.Faults` this frontend applies ``fail_status`` (every POST is
+answered with that status and ``{"detail": ...}``, its body unread) and ``close_after`` (once that many
+POSTs were answered on one keep-alive connection, the next POST on it closes the connection unanswered:
+the client sees a disconnect, e.g. aiohttp's ``ServerDisconnectedError``).
+
 Example::
 
     frontend = HttpFrontend(ReferenceExecutor(), token=None)
@@ -68,6 +73,17 @@ class HttpFrontend(WebFrontend):
         app.router.add_get("/status", self._status)
 
     async def _post(self, request: web.Request) -> web.StreamResponse:
+        faults = self.executor.faults
+        connection = request.transport  # one per keep-alive connection
+        if connection is not None and self.budget.exhausted(connection):
+            self.stats.add("connections_dropped")
+            logger.info("HTTP connection from %s closed before answering (close_after)", request.remote)
+            connection.close()
+            return web.Response()  # aiohttp cannot send it: the connection is gone
+        if faults.fail_status:
+            self.stats.add("status_failures")
+            status = faults.fail_status
+            return json_response({"detail": f"HTTP {status} injected by the reference server (fail_status)"}, status)
         with self.cancellable():
             return await self._answer(request)
         # Only reached when close() cancelled the handler: the server is stopping.
@@ -90,6 +106,8 @@ class HttpFrontend(WebFrontend):
         await response.prepare(request)
         await response.write_eof()
         self.stats.responses_sent += 1
+        if request.transport is not None:
+            self.budget.sent(request.transport)
         return response
 
     async def _root(self, request: web.Request) -> web.StreamResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Optional, Union
 
@@ -12,6 +12,7 @@ import anyio
 import anyio.to_thread
 
 from aclip.testing._executor import ReferenceExecutor
+from aclip.testing._faults import Faults
 from aclip.testing._grpc import GrpcFrontend
 from aclip.testing._http import HttpFrontend
 from aclip.testing._loader import DEFAULT_FETCH_TIMEOUT
@@ -49,6 +50,33 @@ class ReferenceServer:
     (a slow model: the time shows in the ``clip_t`` route); ``fetch_timeout`` bounds the download of an
     http(s) document URI.
 
+    Fault options, for clients' failure tests (all off by default; ``aclip.testing._faults`` tells more):
+
+    - ``fail_every=N``: every N-th request the server receives (numbered from 1 across the whole server and
+      every protocol, in arrival order) fails as an executor error: ``header.status`` ERROR with the
+      exception ``InjectedFailure`` (executor ``CLIPEncoder``), its documents returned without embeddings,
+      the stream going on. HTTP answers it 200, as any executor error. Counted in ``stats.error_responses``;
+      ``stats.injected_failures`` lists the failed requests' ``request_id``.
+    - ``close_after=N``: a gRPC stream or a WebSocket connection carries at most N responses; where it
+      would carry one more the server drops it: gRPC resets the stream (RST_STREAM; a grpclib client raises
+      ``StreamTerminatedError`` and may lose responses received but not yet read), WebSocket closes the TCP
+      connection without a close frame (the client reads the N responses, then sees code 1006). HTTP: once
+      N POSTs were answered on a keep-alive connection, the next POST on it closes the connection
+      unanswered (aiohttp raises ``ServerDisconnectedError``). Counted in ``stats.connections_dropped``.
+    - ``never_answer=True``: requests are read and counted (``stats.requests_received`` and
+      ``stats.requests_unanswered``) but never answered, on every protocol; those calls stay open until the
+      client gives up or the server stops (then they end as at any shutdown: gRPC UNAVAILABLE, WebSocket
+      1001, HTTP 503).
+    - ``fail_status=503`` (HTTP only): every POST is answered with that status (400-599) and
+      ``{"detail": "..."}``, without reaching the executor. Counted in ``stats.status_failures``.
+    - ``grpc_status="UNAVAILABLE"`` (gRPC only; a ``grpclib.const.Status`` name, any case): every call ends
+      with that status before any request is read. Counted in ``stats.status_failures``.
+
+    The options are only initial values: ``server.faults`` (a :class:`~aclip.testing.Faults`) is read on every
+    request and response, and a test may assign its attributes from its own thread while the server runs,
+    e.g. ``server.faults.fail_every = 1`` (fail from now on), then ``= 0`` (recovered). Requests already
+    waiting under ``never_answer`` stay unanswered when it is switched off.
+
     ``/index`` stores documents in ``server.executor`` for later ``/search`` requests, for the server's
     lifetime; ``server.executor.clear_index()`` empties that index and ``server.executor.indexed_count``
     tells how many documents it holds.
@@ -62,6 +90,10 @@ class ReferenceServer:
             url = server.url("websocket")  # "ws://127.0.0.1:54323"
             ...
             assert server.stats.responses_out_of_order > 0
+
+        async with ReferenceServer(fail_every=2) as server:
+            ...  # requests 2, 4, 6, ... fail with an executor error
+            server.faults.fail_every = 0  # from the next request on, nothing fails
     """
 
     def __init__(
@@ -80,6 +112,11 @@ class ReferenceServer:
         certfile: Optional[str] = None,
         keyfile: Optional[str] = None,
         client_ca_file: Optional[str] = None,
+        fail_every: int = 0,
+        close_after: int = 0,
+        never_answer: bool = False,
+        fail_status: int = 0,
+        grpc_status: str = "",
     ) -> None:
         self.host = host
         self.protocols = _check_protocols(protocols)
@@ -87,7 +124,17 @@ class ReferenceServer:
             raise ValueError("keyfile and client_ca_file need a certfile")
         self.tls = certfile is not None
         self.stats = ServerStats()
-        self.executor = ReferenceExecutor(stats=self.stats, fetch_timeout=fetch_timeout, delay=delay)
+        #: The fault options, read on every request: tests may change them while the server runs.
+        self.faults = Faults(
+            fail_every=fail_every,
+            close_after=close_after,
+            never_answer=never_answer,
+            fail_status=fail_status,
+            grpc_status=grpc_status,
+        )
+        self.executor = ReferenceExecutor(
+            stats=self.stats, fetch_timeout=fetch_timeout, delay=delay, faults=self.faults
+        )
         self._ports = {"grpc": grpc_port, "http": http_port, "websocket": websocket_port}
 
         def tls(alpn: str) -> Optional[ssl.SSLContext]:
@@ -192,6 +239,21 @@ class ReferenceServer:
         """
         if not await anyio.to_thread.run_sync(self.stats.wait_for_idle, timeout, abandon_on_cancel=True):
             raise TimeoutError(f"{self.stats.calls_open} call(s) still open after {timeout:g} s")
+
+    async def wait_for_stats(self, predicate: Callable[[ServerStats], bool], *, timeout: float = 10.0) -> None:
+        """Wait until ``predicate(server.stats)`` holds; TimeoutError after ``timeout`` seconds.
+
+        Checked at once and whenever a call opens or ends or a fault is counted (see
+        :meth:`ServerStats.wait_for`). Works from any thread and event loop, as :meth:`wait_for_idle` does.
+
+        Example::
+
+            server.faults.never_answer = True
+            ...  # a client sends a request
+            await server.wait_for_stats(lambda stats: stats.requests_unanswered == 1, timeout=10)
+        """
+        if not await anyio.to_thread.run_sync(self.stats.wait_for, predicate, timeout, abandon_on_cancel=True):
+            raise TimeoutError(f"the server's stats did not reach the expected state within {timeout:g} s")
 
     async def __aenter__(self) -> ReferenceServer:
         await self.start()

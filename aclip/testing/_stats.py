@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 __all__ = ["ServerStats"]
 
@@ -14,8 +14,9 @@ __all__ = ["ServerStats"]
 class ServerStats:
     """What the server has seen and done since it started; all frontends add to the same counters.
 
-    Only the server's event loop writes these integers; other threads may read them at any time (each read
-    is atomic, but two reads are not a consistent snapshot while requests are in flight).
+    Only the server's event loop writes these counters; other threads may read them at any time (each read
+    is atomic, but two reads are not a consistent snapshot while requests are in flight; copy
+    ``injected_failures`` with ``list(...)`` before iterating over it).
 
     Example::
 
@@ -38,8 +39,16 @@ class ServerStats:
     responses_sent: int = 0
     #: Responses sent while a request received earlier on the same stream was still unanswered.
     responses_out_of_order: int = 0
-    #: Responses that carry header.status ERROR (an exception inside the executor).
+    #: Responses that carry header.status ERROR (an exception inside the executor, an injected one included).
     error_responses: int = 0
+    #: ``fail_every``: the ``request_id`` of every request failed on purpose, in the order they failed.
+    injected_failures: list[str] = dataclasses.field(default_factory=list)
+    #: ``close_after``: gRPC streams, WebSocket connections and HTTP connections dropped on purpose.
+    connections_dropped: int = 0
+    #: ``never_answer``: requests read and left unanswered on purpose.
+    requests_unanswered: int = 0
+    #: ``fail_status`` / ``grpc_status``: HTTP POSTs and gRPC calls failed on purpose with that status.
+    status_failures: int = 0
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition()  # not a field: asdict() and replace() ignore it
@@ -57,6 +66,37 @@ class ServerStats:
             with self._changed:
                 self.calls_open -= 1
                 self._changed.notify_all()
+
+    def add(self, counter: str, amount: int = 1) -> None:
+        """Add to ``counter`` and wake :meth:`wait_for` (the fault counters are counted this way).
+
+        Example::
+
+            >>> stats = ServerStats()
+            >>> stats.add("connections_dropped")
+            >>> stats.connections_dropped
+            1
+        """
+        with self._changed:
+            setattr(self, counter, getattr(self, counter) + amount)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[ServerStats], bool], timeout: float) -> bool:
+        """Block the calling thread until ``predicate(stats)`` holds; False if that takes over ``timeout`` s.
+
+        The predicate is checked at once, then whenever a call opens or ends or a fault counter changes
+        (``error_responses`` with ``injected_failures``, ``connections_dropped``, ``requests_unanswered``,
+        ``status_failures``): wait on those, e.g. for a request that ``never_answer`` holds.
+
+        Example::
+
+            >>> stats = ServerStats()
+            >>> stats.add("requests_unanswered")
+            >>> stats.wait_for(lambda s: s.requests_unanswered == 1, timeout=1.0)
+            True
+        """
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout)
 
     def wait_for_idle(self, timeout: float) -> bool:
         """Block the calling thread until no call is open; False if that takes over ``timeout`` seconds.

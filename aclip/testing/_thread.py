@@ -39,6 +39,11 @@ def serve_in_thread(
     certfile: Optional[str] = None,
     keyfile: Optional[str] = None,
     client_ca_file: Optional[str] = None,
+    fail_every: int = 0,
+    close_after: int = 0,
+    never_answer: bool = False,
+    fail_status: int = 0,
+    grpc_status: str = "",
     start_timeout: float = 10.0,
     stop_timeout: float = 10.0,
 ) -> Iterator[ReferenceServer]:
@@ -55,6 +60,10 @@ def serve_in_thread(
             ws_url = server.url("websocket")  # ws://127.0.0.1:54323
             ...
             assert server.stats.requests_received > 0
+
+        with serve_in_thread(protocols="http", fail_status=503) as server:
+            ...  # every POST is answered 503
+            server.faults.fail_status = 0  # recovered
     """
     server = ReferenceServer(
         host,
@@ -70,6 +79,11 @@ def serve_in_thread(
         certfile=certfile,
         keyfile=keyfile,
         client_ca_file=client_ca_file,
+        fail_every=fail_every,
+        close_after=close_after,
+        never_answer=never_answer,
+        fail_status=fail_status,
+        grpc_status=grpc_status,
     )
     runner = _Runner(server)
     thread = threading.Thread(target=runner.run, name="aclip-reference-server", daemon=True)

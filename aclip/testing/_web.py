@@ -37,6 +37,7 @@ from aiohttp.typedefs import Handler
 from aclip._jsonwire import dumps
 from aclip._pb import docarray_pb2, jina_pb2
 from aclip.testing._executor import ReferenceExecutor
+from aclip.testing._faults import ResponseBudget
 from aclip.testing._net import listen, token_matches
 
 __all__ = [
@@ -131,6 +132,8 @@ class WebFrontend(abc.ABC):
     ) -> None:
         self.executor = executor
         self.stats = executor.stats
+        #: Responses sent per connection, for the ``close_after`` fault (:mod:`aclip.testing._faults`).
+        self.budget = ResponseBudget(executor.faults)
         self._token = token
         self._ssl_context = ssl_context
         self._runner: Optional[web.AppRunner] = None

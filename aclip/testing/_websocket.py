@@ -15,6 +15,10 @@ with code 1000. A frame it cannot decode (or of the other subprotocol's type) dr
 a close frame, as the real gateway does (the client sees 1006). When the server stops, open connections
 are closed with 1001. Without the right ``Authorization`` header the handshake is refused with 401.
 
+With the server's ``close_after`` fault (:mod:`aclip.testing._faults`), where a connection would carry one
+response more the server closes the TCP connection instead, without a close frame, after the responses
+already sent have been flushed: the client reads them, then sees the connection end abnormally (1006).
+
 Example::
 
     frontend = WebSocketFrontend(ReferenceExecutor(), out_of_order=True)
@@ -31,6 +35,7 @@ import ssl
 from typing import Any, Optional
 
 import anyio
+import anyio.lowlevel
 from aiohttp import WSMsgType, hdrs, web
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -56,6 +61,7 @@ class _Outcome(enum.Enum):
     DONE = "every request answered"
     DROP = "undecodable frame"
     GONE = "the client went away"
+    CUT = "close_after responses sent"
 
 
 class _Undecodable(Exception):
@@ -106,6 +112,11 @@ class WebSocketFrontend(WebFrontend):
             logger.info("WebSocket client %s sent an undecodable frame: connection dropped", request.remote)
             if request.transport is not None:
                 request.transport.abort()
+        elif outcome is _Outcome.CUT:
+            self.stats.add("connections_dropped")
+            logger.info("WebSocket client %s: connection closed without a close frame (close_after)", request.remote)
+            if request.transport is not None:
+                request.transport.close()  # flushes what was sent, then closes: no close frame
         elif outcome is _Outcome.DONE:
             await ws.close(code=1000)
         return ws
@@ -116,11 +127,17 @@ class WebSocketFrontend(WebFrontend):
 
         async def send(frame: bytes) -> None:
             nonlocal outcome
+            if self.budget.exhausted(ws):
+                outcome = _Outcome.CUT
+                tg.cancel_scope.cancel()
+                await anyio.lowlevel.checkpoint()  # cancelled here: the sequencer sends nothing more
             try:
                 await (ws.send_str(frame.decode("utf-8")) if json_mode else ws.send_bytes(frame))
             except ConnectionError:
                 outcome = _Outcome.GONE
                 tg.cancel_scope.cancel()
+            else:
+                self.budget.sent(ws)
 
         sequencer = ResponseSequencer(send, stats=self.stats, out_of_order=self._out_of_order, hold=self._hold)
         answer = self._answer_json if json_mode else self._answer_bytes
