@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 from ._constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
     DEFAULT_PREFETCH,
     DEFAULT_TIMEOUT,
     NOT_GIVEN,
@@ -104,6 +105,11 @@ class AsyncClient:
     every call can set its own. A request that gets no answer in time ends the call with
     RequestTimeoutError, so a server whose model is down cannot hang a caller forever.
 
+    ``max_retries`` (default 2; every call can set its own) resends the unanswered requests of a stream
+    that failed transiently — the server unreachable, a connection reset, a proxy's 502/503/504, a
+    timeout — after an exponential backoff with jitter, on a new stream. encode, rank and search are
+    retried; index is not, since it stores. Answers are placed exactly once.
+
     An http(s) image URL goes to the server as a uri, for the server to download; with
     ``fetch_remote_images`` the client downloads it instead (in a worker thread, as it reads files).
 
@@ -125,6 +131,7 @@ class AsyncClient:
         client_key: Optional[str] = None,
         fetch_remote_images: bool = False,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
     ) -> None:
         from ._transports import ssl_context_for
 
@@ -134,6 +141,7 @@ class AsyncClient:
         self._ssl_context = ssl_context_for(self._address, tls)
         self._fetch_remote = bool(fetch_remote_images)
         self._timeout = _checked_timeout(timeout)
+        self._max_retries = _checked_retries(max_retries)
         if not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
         self._connect_timeout = float(connect_timeout)
@@ -162,6 +170,9 @@ class AsyncClient:
 
     def _timeout_for(self, timeout: Union[float, NotGiven, None]) -> Optional[float]:
         return self._timeout if isinstance(timeout, NotGiven) else _checked_timeout(timeout)
+
+    def _retries_for(self, max_retries: Union[int, NotGiven]) -> int:
+        return self._max_retries if isinstance(max_retries, NotGiven) else _checked_retries(max_retries)
 
     def _transport(self) -> Any:
         """The transport for the running event loop, created on first use."""
@@ -215,6 +226,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
+        max_retries: Union[int, NotGiven] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -230,6 +242,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
+        max_retries: Union[int, NotGiven] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -245,6 +258,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
+        max_retries: Union[int, NotGiven] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -259,6 +273,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = None,
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
+        max_retries: Union[int, NotGiven] = NOT_GIVEN,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -286,7 +301,14 @@ class AsyncClient:
         from ._results import ArrayCollector
 
         options = _CallOptions.checked(
-            batch_size, prefetch, show_progress, on_done, on_error, on_always, timeout=self._timeout_for(timeout)
+            batch_size,
+            prefetch,
+            show_progress,
+            on_done,
+            on_error,
+            on_always,
+            timeout=self._timeout_for(timeout),
+            max_retries=self._retries_for(max_retries),
         )
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
         total = _length(content)
@@ -311,6 +333,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = None,
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
+        max_retries: Union[int, NotGiven] = NOT_GIVEN,
     ) -> AsyncIterator[AsyncIterator[Part]]:
         """Encode as :meth:`aencode` does, handing out each request's results as soon as it is answered.
 
@@ -328,7 +351,14 @@ class AsyncClient:
         from ._parts import part_of
 
         options = _CallOptions.checked(
-            batch_size, prefetch, show_progress, None, None, None, timeout=self._timeout_for(timeout)
+            batch_size,
+            prefetch,
+            show_progress,
+            None,
+            None,
+            None,
+            timeout=self._timeout_for(timeout),
+            max_retries=self._retries_for(max_retries),
         )
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
         total = _length(content)
@@ -365,6 +395,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
+        max_retries: Union[int, NotGiven] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -380,6 +411,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
+        max_retries: Union[int, NotGiven] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -394,6 +426,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = None,
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
+        max_retries: Union[int, NotGiven] = NOT_GIVEN,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -416,7 +449,14 @@ class AsyncClient:
         from ._inputs import check_iterable, classify_rank_root
 
         options = _CallOptions.checked(
-            batch_size, prefetch, show_progress, on_done, on_error, on_always, timeout=self._timeout_for(timeout)
+            batch_size,
+            prefetch,
+            show_progress,
+            on_done,
+            on_error,
+            on_always,
+            timeout=self._timeout_for(timeout),
+            max_retries=self._retries_for(max_retries),
         )
         check_iterable(docs, what="docs")
         roots = list(docs)
@@ -443,6 +483,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
+        max_retries: Union[int, NotGiven] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -458,6 +499,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
+        max_retries: Union[int, NotGiven] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -472,6 +514,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = None,
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
+        max_retries: Union[int, NotGiven] = NOT_GIVEN,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -487,7 +530,14 @@ class AsyncClient:
             docs = await client.aindex(["she smiled, with pain", "apple.png"])
         """
         options = _CallOptions.checked(
-            batch_size, prefetch, show_progress, on_done, on_error, on_always, timeout=self._timeout_for(timeout)
+            batch_size,
+            prefetch,
+            show_progress,
+            on_done,
+            on_error,
+            on_always,
+            timeout=self._timeout_for(timeout),
+            max_retries=self._retries_for(max_retries),
         )
         return await self._documents_call(
             _as_documents(content),
@@ -508,6 +558,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
+        max_retries: Union[int, NotGiven] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -524,6 +575,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = ...,
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
+        max_retries: Union[int, NotGiven] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -539,6 +591,7 @@ class AsyncClient:
         parameters: Optional[Mapping[str, Any]] = None,
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
+        max_retries: Union[int, NotGiven] = NOT_GIVEN,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -557,7 +610,14 @@ class AsyncClient:
         """
         limit = _positive_int("limit", limit)
         options = _CallOptions.checked(
-            batch_size, prefetch, show_progress, on_done, on_error, on_always, timeout=self._timeout_for(timeout)
+            batch_size,
+            prefetch,
+            show_progress,
+            on_done,
+            on_error,
+            on_always,
+            timeout=self._timeout_for(timeout),
+            max_retries=self._retries_for(max_retries),
         )
         return await self._documents_call(
             _as_documents(content),
@@ -594,7 +654,7 @@ class AsyncClient:
             lambda batch, response, docs: routes.extend(response.routes),
             "/",
             {},
-            _CallOptions.checked(1, 1, False, None, None, None, timeout=self._timeout),
+            _CallOptions.checked(1, 1, False, None, None, None, timeout=self._timeout, max_retries=self._max_retries),
             total=1,
         )
         times = breakdown(time.perf_counter() - started, routes)
@@ -656,6 +716,7 @@ class AsyncClient:
             prefetch=options.prefetch,
             fetch_remote=self._fetch_remote,
             timeout=options.timeout,
+            max_retries=options.max_retries,
         )
         extra: Dict[str, Any] = {"classify": classify} if classify is not None else {}
         batches = iter_batches(items, mode=mode, batch_size=options.batch_size, collected=collected, **extra)
@@ -682,13 +743,20 @@ class _CallOptions:
     """A call's checked options: the window, the progress bar and the callbacks."""
 
     def __init__(
-        self, batch_size: int, prefetch: int, show_progress: bool, callbacks: Callbacks, timeout: Optional[float]
+        self,
+        batch_size: int,
+        prefetch: int,
+        show_progress: bool,
+        callbacks: Callbacks,
+        timeout: Optional[float],
+        max_retries: int,
     ) -> None:
         self.batch_size = batch_size
         self.prefetch = prefetch
         self.show_progress = show_progress
         self.callbacks = callbacks
         self.timeout = timeout
+        self.max_retries = max_retries
 
     @classmethod
     def checked(
@@ -701,6 +769,7 @@ class _CallOptions:
         on_always: Optional[Callback],
         *,
         timeout: Optional[float],
+        max_retries: int,
     ) -> _CallOptions:
         if not isinstance(show_progress, bool):
             raise TypeError(f"show_progress must be True or False, not {show_progress!r}")
@@ -710,6 +779,7 @@ class _CallOptions:
             show_progress,
             Callbacks(on_done, on_error, on_always),
             timeout,
+            max_retries,
         )
 
 
@@ -719,6 +789,12 @@ def _checked_timeout(timeout: Optional[float]) -> Optional[float]:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
     return float(timeout)
+
+
+def _checked_retries(max_retries: int) -> int:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, not {max_retries!r}")
+    return max_retries
 
 
 def _length(content: object) -> Optional[int]:

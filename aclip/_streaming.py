@@ -29,6 +29,7 @@ from ._codec import DataRequestProto, DocumentProto, build_request, executor_fai
 from ._errors import ProtocolError, RequestTimeoutError, TransportError, describe_positions
 from ._groups import BaseExceptionGroup, first_error
 from ._inputs import Item, load_batch, needs_loading
+from ._retry import backoff, is_idempotent, is_transient
 from ._transports.base import DuplexStream, Received, Transport
 from ._wire import WireFormat, wire_format
 
@@ -47,7 +48,7 @@ class Batch:
     ids: List[str]
     sources: Optional[List[Any]] = None  # the caller's Documents, in Documents mode
     request_id: str = ""
-    frame: bytes = field(default=b"", repr=False)
+    request: Any = field(default=None, repr=False)  # the DataRequest message, kept until answered (for retries)
     deadline: float = math.inf  # when it must have been answered (anyio's clock)
 
     @property
@@ -73,6 +74,7 @@ class CallSettings:
     prefetch: int
     fetch_remote: bool = False
     timeout: Optional[float] = None
+    max_retries: int = 0
 
 
 async def run_stream(
@@ -89,18 +91,40 @@ async def run_stream(
     A batch the server's executor failed raises ServerError, unless ``on_failure`` takes it.
     """
     call = _Call(batches, settings, handle, on_failure, wire_format(transport.wire_format), on_answered)
-    async with transport.open_stream() as stream:
-        try:
-            async with anyio.create_task_group() as tasks:
-                prepared_in, prepared_out = anyio.create_memory_object_stream[Batch](1)
-                tasks.start_soon(call.produce, prepared_in)
-                tasks.start_soon(call.send_all, stream, prepared_out)
-                await call.receive_all(stream)
-            logger.debug("%s: %d requests answered over %s", settings.endpoint, call.answered, type(transport).__name__)
-        except BaseExceptionGroup as group:
-            # Unwrapped inside the stream's context, so the transport sees (and may translate) the error itself.
-            error = first_error(group)
-            raise error from error.__cause__
+    retry = settings.max_retries > 0 and is_idempotent(settings.endpoint)
+    try:
+        async with anyio.create_task_group() as producer:
+            prepared_in, prepared_out = anyio.create_memory_object_stream[Batch](1)
+            producer.start_soon(call.produce, prepared_in)
+            failures_in_a_row = 0
+            while True:
+                answered_before = call.answered
+                try:
+                    await call.one_stream(transport, prepared_out)
+                    break
+                except Exception as failure:
+                    # A stream that got answers before it failed starts the count again: retries bound
+                    # the failures in a row, not the number of streams a long call may need.
+                    failures_in_a_row = 1 if call.answered > answered_before else failures_in_a_row + 1
+                    if not (retry and failures_in_a_row <= settings.max_retries and is_transient(failure)):
+                        raise
+                    attempt = failures_in_a_row
+                    wait = backoff(attempt)
+                    logger.debug(
+                        "%s: attempt %d failed (%s); resending %d requests in %.2f s",
+                        settings.endpoint,
+                        attempt,
+                        failure,
+                        call.unanswered,
+                        wait,
+                    )
+                    call.requeue_unanswered()
+                    await anyio.sleep(wait)
+            prepared_out.close()  # every batch was answered, so the producer is done
+    except BaseExceptionGroup as group:
+        error = first_error(group)
+        raise error from error.__cause__
+    logger.debug("%s: %d requests answered over %s", settings.endpoint, call.answered, type(transport).__name__)
 
 
 class _Call:
@@ -121,11 +145,34 @@ class _Call:
         self._wire = wire
         self._settings = settings
         self._handle = handle
-        self._window = anyio.Semaphore(settings.prefetch)
         self._in_flight: Dict[str, Batch] = {}
+        self._resend: List[Batch] = []  # unanswered batches of a failed stream, for the next one
+        self._input_done = False
+        self.answered = 0
+
+    @property
+    def unanswered(self) -> int:
+        return len(self._in_flight) + len(self._resend)
+
+    def requeue_unanswered(self) -> None:
+        """After a stream failed: its unanswered batches go first on the next stream (with new request ids)."""
+        self._resend = [*self._resend, *self._in_flight.values()]
+        self._in_flight = {}
+
+    async def one_stream(self, transport: Transport, prepared: MemoryObjectReceiveStream[Batch]) -> None:
+        """Send what is left over one stream and receive every answer; a failure leaves state for a retry."""
+        self._window = anyio.Semaphore(self._settings.prefetch)
         self._all_sent = False
         self._activity = anyio.Event()  # set by the sender whenever it has sent a batch, or all of them
-        self.answered = 0
+        async with transport.open_stream() as stream:
+            try:
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(self.send_all, stream, prepared)
+                    await self.receive_all(stream)
+            except BaseExceptionGroup as group:
+                # Unwrapped inside the stream's context, so the transport sees (and may translate) the error.
+                error = first_error(group)
+                raise error from error.__cause__
 
     async def produce(self, out: MemoryObjectSendStream[Batch]) -> None:
         settings = self._settings
@@ -134,33 +181,39 @@ class _Call:
                 if needs_loading(batch.items, fetch_remote=settings.fetch_remote):
                     load = functools.partial(load_batch, fetch_remote=settings.fetch_remote)
                     batch.items = await anyio.to_thread.run_sync(load, batch.items, batch.start)
-                batch.request_id = os.urandom(16).hex()
-                request = build_request(
-                    request_id=batch.request_id,
+                batch.request = build_request(
+                    request_id="",
                     endpoint=settings.endpoint,
                     parameters=settings.parameters,
                     items=batch.items,
                     ids=batch.ids,
                 )
-                batch.frame = self._wire.serialize(request)
-                batch.items = []  # the frame holds the content now; let file bytes go
+                batch.items = []  # the message holds the content now
                 await out.send(batch)
 
     async def send_all(self, stream: DuplexStream, prepared: MemoryObjectReceiveStream[Batch]) -> None:
-        async with prepared:
-            while True:
-                await self._window.acquire()
+        while True:
+            await self._window.acquire()
+            if self._resend:
+                batch = self._resend.pop(0)
+            elif self._input_done:
+                self._window.release()
+                break
+            else:
                 try:
                     batch = await prepared.receive()
                 except anyio.EndOfStream:
+                    self._input_done = True
                     self._window.release()
                     break
-                frame, batch.frame = batch.frame, b""
-                if self._settings.timeout is not None:
-                    batch.deadline = anyio.current_time() + self._settings.timeout
-                self._in_flight[batch.request_id] = batch
-                self._activity.set()
-                await stream.send(batch.request_id, frame)
+            # A new id on every attempt: a late answer to an abandoned attempt can never be taken for this one.
+            batch.request_id = os.urandom(16).hex()
+            batch.request.header.request_id = batch.request_id
+            if self._settings.timeout is not None:
+                batch.deadline = anyio.current_time() + self._settings.timeout
+            self._in_flight[batch.request_id] = batch  # registered before sending: a failure requeues it
+            self._activity.set()
+            await stream.send(batch.request_id, self._wire.serialize(batch.request))
         await stream.end()
         self._all_sent = True
         self._activity.set()
@@ -207,6 +260,7 @@ class _Call:
                 raise ProtocolError(
                     f"the server answered a request id aclip did not send or already had: {request_id!r}"
                 )
+            batch.request = None  # answered: its content can go
             self._window.release()
             failure = executor_failure(response)
             if failure is not None:

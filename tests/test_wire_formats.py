@@ -221,9 +221,17 @@ async def test_websocket_drop_says_how_many_results_are_missing(capture: Capture
         return await drop_after_first(socket, received) or True
 
     capture.ws_behaviour = answer_first_only
-    async with AsyncClient(f"ws://127.0.0.1:{capture.port}") as client:
+    texts = [f"t{i}" for i in range(6)]
+    async with AsyncClient(f"ws://127.0.0.1:{capture.port}", max_retries=0) as client:
         with pytest.raises(TransportError, match=r"2 requests \(4 inputs\) still unanswered"):
-            await client.aencode([f"t{i}" for i in range(6)], batch_size=2, prefetch=3)
+            await client.aencode(texts, batch_size=2, prefetch=3)
+    frames_without_retries, connections_without_retries = len(capture.frames), len(capture.headers)
+    async with AsyncClient(f"ws://127.0.0.1:{capture.port}", max_retries=3) as client:
+        vectors = await client.aencode(texts, batch_size=2, prefetch=3)  # the unanswered are resent, alone
+    np.testing.assert_array_equal(vectors, np.stack([expected_text(t) for t in texts]))
+    resent = [DataRequestProto.FromString(f) for f in capture.frames[frames_without_retries:] if f != b"\x00"]
+    assert len(capture.headers) - connections_without_retries > 1  # the call needed more than one connection
+    assert len({m.header.request_id for m in resent}) == len(resent)  # every attempt had its own id
 
 
 async def test_http_error_status_carries_status_and_detail(capture: CaptureServer) -> None:
