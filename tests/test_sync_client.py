@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import threading
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from aclip import Client, ClientClosedError, ConnectError, Document, DocumentList
+from aclip.testing import serve_in_thread
 from tests.conftest import Endpoint
 from tests.helpers import expected_text
 
@@ -114,3 +116,21 @@ def test_token_is_not_in_the_repr(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_credential_must_name_authorization() -> None:
     with pytest.raises(ValueError, match="'Authorization' key"):
         Client("grpc://127.0.0.1:1", credential={"token": "x"})
+
+
+def test_ctrl_c_cancels_the_call_and_the_client_stays_usable() -> None:
+    with serve_in_thread(never_answer=True, protocols=("grpc",)) as server, Client(server.url("grpc")) as client:
+        before = server.stats.requests_unanswered
+
+        def interrupt_once_the_request_is_in() -> None:
+            if server.stats.wait_for(lambda stats: stats.requests_unanswered > before, timeout=30):
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)  # Ctrl-C
+
+        watcher = threading.Thread(target=interrupt_once_the_request_is_in, daemon=True)
+        watcher.start()
+        with pytest.raises(KeyboardInterrupt):
+            client.encode(["never answered"])
+        watcher.join(timeout=30)
+        assert server.stats.wait_for(lambda stats: stats.calls_open == 0, timeout=10)  # the stream was closed
+        server.faults.never_answer = False
+        np.testing.assert_array_equal(client.encode(["answered"])[0], expected_text("answered"))
