@@ -29,7 +29,7 @@ from ._errors import (
     TLSError,
     TransportError,
 )
-from ._parts import Part
+from ._parts import Collected, Part
 from ._sync import Client
 
 __version__ = "0.1.0"
@@ -40,6 +40,7 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "ClientClosedError",
+    "Collected",
     "ConnectError",
     "Document",
     "DocumentList",

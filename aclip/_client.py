@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._address import ServerAddress, parse_server
-from ._callbacks import Callback, Callbacks
+from ._callbacks import Callback, Callbacks, Response
 
 if TYPE_CHECKING:
     from ._codec import DataRequestProto, DocumentProto
@@ -50,7 +50,7 @@ from ._document import Document, DocumentList
 from ._errors import ClientClosedError, InputTypeError
 from ._groups import BaseExceptionGroup, first_error
 from ._inputs import InputMode
-from ._parts import Part
+from ._parts import Collected, Part
 from ._tls import TLSOptions
 
 __all__ = ["AsyncClient"]
@@ -322,6 +322,73 @@ class AsyncClient:
         collector = ArrayCollector(total)
         await self._stream(items, mode, collector, endpoint, sent, options, total=total)
         return None if options.callbacks.replace_results else collector.result()
+
+    async def aencode_collect(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+        show_progress: bool = False,
+        timeout: Union[float, NotGiven, None] = NOT_GIVEN,
+        max_retries: Union[int, NotGiven] = NOT_GIVEN,
+    ) -> Collected:
+        """Encode as :meth:`aencode` does, but collect failed inputs instead of raising.
+
+        A batch the server's executor fails on, or an input that gets no embedding (an empty text), is
+        recorded in ``failed`` with its error and the other results are kept: strings give an array whose
+        failed rows are NaN, Documents keep ``embedding = None``. A failure of the connection itself (after
+        the retries) still raises: nothing can be collected past it.
+
+        Example::
+
+            outcome = await client.aencode_collect(["fine", "", "also fine"])
+            outcome.failed   # {1: MissingEmbeddingError(...)}
+        """
+        from ._codec import ExecutorFailure
+        from ._errors import MissingEmbeddingError
+        from ._inputs import peek_mode
+        from ._results import ArrayCollector
+
+        failed: Dict[int, Exception] = {}
+        endpoint, sent = endpoint_and_parameters("/encode", parameters)
+
+        def record(response: Response) -> None:
+            status = response.status
+            assert status is not None
+            failure = ExecutorFailure(status.name, status.description, status.executor)
+            error = failure.error(endpoint=endpoint, positions=response.positions)
+            failed.update(dict.fromkeys(response.positions, error))
+
+        options = _CallOptions.checked(
+            batch_size,
+            prefetch,
+            show_progress,
+            None,
+            record,
+            None,
+            timeout=self._timeout_for(timeout),
+            max_retries=self._retries_for(max_retries),
+        )
+        total = _length(content)
+        mode, items = peek_mode(content)
+        if mode is InputMode.DOCUMENTS:
+            documents = await self._documents_call(
+                items, endpoint=endpoint, parameters=sent, options=options, total=total
+            )
+            assert documents is not None
+            for position, doc in enumerate(documents):
+                if position not in failed and getattr(doc, "embedding", None) is None:
+                    failed[position] = MissingEmbeddingError([position], total=len(documents))
+            return Collected(documents, dict(sorted(failed.items())))
+        collector = ArrayCollector(total)
+        if mode is not None:
+            await self._stream(items, mode, collector, endpoint, sent, options, total=total)
+        array, missing = collector.partial()
+        for position in missing:
+            failed.setdefault(position, MissingEmbeddingError([position], total=len(array)))
+        return Collected(array, dict(sorted(failed.items())))
 
     @asynccontextmanager
     async def aencode_iter(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ._codec import DataRequestProto, DocumentProto
     from ._streaming import Batch
 
-__all__ = ["Part", "part_of"]
+__all__ = ["Collected", "Part", "part_of"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,28 @@ class Part:
     positions: range
     embeddings: Optional[NDArray[np.float32]] = None
     documents: Optional[DocumentList] = None
+
+
+@dataclass(frozen=True)
+class Collected:
+    """All that succeeded, and what failed where: what ``encode_collect`` returns instead of raising.
+
+    ``results`` is the float32 array [N, D] (strings in; failed rows are NaN) or the caller's Documents
+    (failed ones keep ``embedding = None``); ``failed`` maps each failed input position to its error.
+
+    Example::
+
+        outcome = client.encode_collect(sentences)
+        good = np.delete(outcome.results, list(outcome.failed), axis=0)
+    """
+
+    results: Union[NDArray[np.float32], DocumentList]
+    failed: Dict[int, Exception]
+
+    @property
+    def ok(self) -> bool:
+        """True when every input got its embedding."""
+        return not self.failed
 
 
 def part_of(batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Part:

@@ -90,6 +90,14 @@ class ArrayCollector:
             chunk = self._chunks[index] = np.empty((self.CHUNK_ROWS, dim), dtype=np.float32)
         return chunk[row]  # type: ignore[no-any-return]
 
+    def partial(self) -> tuple[np.ndarray, List[int]]:
+        """The [N, D] array with NaN rows where no embedding came, and those positions."""
+        missing, self._missing = sorted(self._missing), []
+        array = self.result()
+        if missing and array.shape[1]:
+            array[missing] = np.nan
+        return array, missing
+
     def result(self) -> np.ndarray:
         """The [N, D] array, or MissingEmbeddingError naming the inputs that got no embedding."""
         if self._missing:

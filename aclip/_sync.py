@@ -34,7 +34,7 @@ from ._constants import (
 )
 from ._document import Document, DocumentList
 from ._errors import ClientClosedError
-from ._parts import Part
+from ._parts import Collected, Part
 
 __all__ = ["Client"]
 
@@ -330,6 +330,35 @@ class Client:
             on_done=on_done,
             on_error=on_error,
             on_always=on_always,
+        )
+
+    def encode_collect(
+        self,
+        content: Union[Iterable[str], Iterable[Document]],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prefetch: int = DEFAULT_PREFETCH,
+        parameters: Optional[Mapping[str, Any]] = None,
+        show_progress: bool = False,
+        timeout: Union[float, NotGiven, None] = NOT_GIVEN,
+        max_retries: Union[int, NotGiven] = NOT_GIVEN,
+    ) -> Collected:
+        """Encode, collecting failed inputs instead of raising; see :meth:`AsyncClient.aencode_collect`.
+
+        Example::
+
+            outcome = client.encode_collect(["fine", "", "also fine"])
+            sorted(outcome.failed)   # [1]
+        """
+        return self._run(
+            self._async.aencode_collect,
+            content,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            parameters=parameters,
+            show_progress=show_progress,
+            timeout=timeout,
+            max_retries=max_retries,
         )
 
     def encode_iter(
