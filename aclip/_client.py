@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import ssl
 import threading
@@ -21,6 +22,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Sequence,
     Type,
     Union,
     overload,
@@ -54,6 +56,8 @@ from ._parts import Collected, Part
 from ._tls import TLSOptions
 
 __all__ = ["AsyncClient"]
+
+logger = logging.getLogger("aclip")
 
 EncodeResult = Union[NDArray[np.float32], DocumentList]
 
@@ -95,7 +99,11 @@ class AsyncClient:
     """An asyncio client for a CLIP-as-service server.
 
     ``server`` is ``scheme://host:port`` with a scheme of grpc, grpcs, http, https, websocket, websockets,
-    ws or wss. ``credential={"Authorization": token}`` (or the ``CLIP_AUTH_TOKEN`` environment variable)
+    ws or wss, or a list of such URLs: encode and rank then spread their batches over every server (each
+    server's stream takes the next batch whenever the call's window has room, so the least busy takes
+    most), move a failed server's batches to the others, and set a server that keeps failing aside for
+    30 s; index and search use the first healthy server, since each server may keep its own index.
+    ``credential={"Authorization": token}`` (or the ``CLIP_AUTH_TOKEN`` environment variable)
     authenticates every call. Connections are made on first use, one per event loop, and reused.
 
     TLS schemes verify the server's certificate against the system's CAs, or against ``ca_file``; pass
@@ -121,7 +129,7 @@ class AsyncClient:
 
     def __init__(
         self,
-        server: str,
+        server: Union[str, Sequence[str]],
         *,
         credential: Optional[Mapping[str, str]] = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -135,27 +143,28 @@ class AsyncClient:
     ) -> None:
         from ._transports import ssl_context_for
 
-        self._address: ServerAddress = parse_server(server)
+        self._addresses: List[ServerAddress] = _parse_servers(server)
         self._token = _token_from(credential)
         tls = TLSOptions(ssl_context=ssl_context, ca_file=ca_file, client_cert=client_cert, client_key=client_key)
-        self._ssl_context = ssl_context_for(self._address, tls)
+        self._ssl_contexts = [ssl_context_for(address, tls) for address in self._addresses]
         self._fetch_remote = bool(fetch_remote_images)
         self._timeout = _checked_timeout(timeout)
         self._max_retries = _checked_retries(max_retries)
         if not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
         self._connect_timeout = float(connect_timeout)
-        self._transports: Dict[asyncio.AbstractEventLoop, Any] = {}
+        self._transports: Dict[asyncio.AbstractEventLoop, List[Any]] = {}
+        self._set_aside_until: Dict[int, float] = {}  # server index -> monotonic time it may be tried again
         self._lock = threading.Lock()
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"AsyncClient({str(self._address)!r})"
+        return f"AsyncClient({self.server!r})"
 
     @property
     def server(self) -> str:
-        """The server URL this client talks to (never the token)."""
-        return str(self._address)
+        """The server URL this client talks to (never the token); several are joined with ", "."""
+        return ", ".join(str(address) for address in self._addresses)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -174,26 +183,44 @@ class AsyncClient:
     def _retries_for(self, max_retries: Union[int, NotGiven]) -> int:
         return self._max_retries if isinstance(max_retries, NotGiven) else _checked_retries(max_retries)
 
-    def _transport(self) -> Any:
-        """The transport for the running event loop, created on first use."""
+    def _loop_transports(self) -> List[Any]:
+        """One transport per server for the running event loop, created on first use."""
         from ._transports import create_transport
 
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._closed:
                 raise ClientClosedError(f"{self!r} is closed; create a new client")
-            transport = self._transports.get(loop)
-            if transport is None:
+            transports = self._transports.get(loop)
+            if transports is None:
                 for stale in [known for known in self._transports if known.is_closed()]:
                     del self._transports[stale]
-                transport = create_transport(
-                    self._address,
-                    token=self._token,
-                    ssl_context=self._ssl_context,
-                    connect_timeout=self._connect_timeout,
-                )
-                self._transports[loop] = transport
-            return transport
+                transports = [
+                    create_transport(
+                        address, token=self._token, ssl_context=context, connect_timeout=self._connect_timeout
+                    )
+                    for address, context in zip(self._addresses, self._ssl_contexts)
+                ]
+                self._transports[loop] = transports
+            return transports
+
+    def _transports_for(self, endpoint: str) -> List[Any]:
+        """The servers a call uses: every healthy one for encode and rank, the first healthy one otherwise.
+
+        A server set aside after repeated failures is skipped until its time is up; when every server
+        is set aside, all are tried again.
+        """
+        transports = self._loop_transports()
+        now = time.monotonic()
+        healthy = [t for i, t in enumerate(transports) if self._set_aside_until.get(i, 0.0) <= now] or transports
+        spread = endpoint == "/" or endpoint.startswith(_SPREAD_ENDPOINTS)
+        return healthy if spread else healthy[:1]
+
+    def _set_aside(self, transport: Any) -> None:
+        for transports in self._transports.values():
+            if transport in transports:
+                self._set_aside_until[transports.index(transport)] = time.monotonic() + _SET_ASIDE_SECONDS
+                logger.debug("%r is set aside for %g s after repeated failures", transport, _SET_ASIDE_SECONDS)
 
     async def aclose(self) -> None:
         """Close the client's connections; later calls raise ClientClosedError.
@@ -210,11 +237,12 @@ class AsyncClient:
             self._closed = True
             transports, self._transports = self._transports, {}
         current = asyncio.get_running_loop()
-        for loop, transport in transports.items():
-            if loop is current:
-                await transport.aclose()
-            elif not loop.is_closed():
-                asyncio.run_coroutine_threadsafe(transport.aclose(), loop)
+        for loop, loop_transports in transports.items():
+            for transport in loop_transports:
+                if loop is current:
+                    await transport.aclose()
+                elif not loop.is_closed():
+                    asyncio.run_coroutine_threadsafe(transport.aclose(), loop)
 
     @overload
     async def aencode(
@@ -797,12 +825,13 @@ class AsyncClient:
         on_failure = callbacks.failed if callbacks.handle_failures else None
         with call_progress(options.show_progress, total=total, description=endpoint) as progress:
             await run_stream(
-                self._transport(),
+                self._transports_for(endpoint),
                 itertools.chain([first], batches),
                 settings,
                 handle,
                 on_failure,
                 on_answered=progress.advance if progress is not None else None,
+                set_aside=self._set_aside,
             )
 
 
@@ -848,6 +877,20 @@ class _CallOptions:
             timeout,
             max_retries,
         )
+
+
+#: Endpoints whose batches are spread over every server; the others (index, search) use one server,
+#: since each server may keep its own index.
+_SPREAD_ENDPOINTS = ("/encode", "/rank")
+_SET_ASIDE_SECONDS = 30.0
+
+
+def _parse_servers(server: Union[str, Sequence[str]]) -> List[ServerAddress]:
+    if isinstance(server, str):
+        return [parse_server(server)]
+    if not isinstance(server, Sequence) or not server:
+        raise ValueError("server must be a URL such as 'grpc://127.0.0.1:51000', or a non-empty list of them")
+    return [parse_server(url) for url in server]
 
 
 def _checked_timeout(timeout: Optional[float]) -> Optional[float]:

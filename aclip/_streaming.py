@@ -20,7 +20,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -78,57 +78,50 @@ class CallSettings:
 
 
 async def run_stream(
-    transport: Transport,
+    transports: Sequence[Transport],
     batches: BatchSource,
     settings: CallSettings,
     handle: ResultHandler,
     on_failure: Optional[FailureHandler] = None,
     *,
     on_answered: Optional[Callable[[int], None]] = None,
+    set_aside: Optional[Callable[[Transport], None]] = None,
 ) -> None:
-    """Stream every batch to the server and hand each answer to ``handle``; return when all are answered.
+    """Stream every batch to the servers and hand each answer to ``handle``; return when all are answered.
 
-    A batch the server's executor failed raises ServerError, unless ``on_failure`` takes it.
+    Each transport (one per server) gets a lane: a stream whose sender takes the next batch whenever the
+    call's window has room, so batches spread over the servers. A lane whose stream fails transiently
+    hands its unanswered batches to the others (or to its own next stream) and waits a backoff before it
+    tries its server again; the call fails when every lane has failed more than ``max_retries`` times in
+    a row. A batch the server's executor failed raises ServerError, unless ``on_failure`` takes it.
     """
-    call = _Call(batches, settings, handle, on_failure, wire_format(transport.wire_format), on_answered)
-    retry = settings.max_retries > 0 and is_idempotent(settings.endpoint)
+    call = _Call(batches, settings, handle, on_failure, on_answered, lanes=len(transports), set_aside=set_aside)
     try:
-        async with anyio.create_task_group() as producer:
+        async with anyio.create_task_group() as tasks:
             prepared_in, prepared_out = anyio.create_memory_object_stream[Batch](1)
-            producer.start_soon(call.produce, prepared_in)
-            failures_in_a_row = 0
-            while True:
-                answered_before = call.answered
-                try:
-                    await call.one_stream(transport, prepared_out)
-                    break
-                except Exception as failure:
-                    # A stream that got answers before it failed starts the count again: retries bound
-                    # the failures in a row, not the number of streams a long call may need.
-                    failures_in_a_row = 1 if call.answered > answered_before else failures_in_a_row + 1
-                    if not (retry and failures_in_a_row <= settings.max_retries and is_transient(failure)):
-                        raise
-                    attempt = failures_in_a_row
-                    wait = backoff(attempt)
-                    logger.debug(
-                        "%s: attempt %d failed (%s); resending %d requests in %.2f s",
-                        settings.endpoint,
-                        attempt,
-                        failure,
-                        call.unanswered,
-                        wait,
-                    )
-                    call.requeue_unanswered()
-                    await anyio.sleep(wait)
+            tasks.start_soon(call.produce, prepared_in)
+            async with anyio.create_task_group() as lanes:
+                for transport in transports:
+                    lanes.start_soon(call.run_lane, transport, prepared_out)
             prepared_out.close()  # every batch was answered, so the producer is done
     except BaseExceptionGroup as group:
         error = first_error(group)
         raise error from error.__cause__
-    logger.debug("%s: %d requests answered over %s", settings.endpoint, call.answered, type(transport).__name__)
+    logger.debug("%s: %d requests answered over %d server(s)", settings.endpoint, call.answered, len(transports))
+
+
+class _Lane:
+    """One stream to one server within a call: what it has in flight."""
+
+    def __init__(self, wire: WireFormat) -> None:
+        self.wire = wire
+        self.in_flight: Dict[str, Batch] = {}
+        self.all_sent = False
+        self.activity = anyio.Event()  # set by the sender whenever it has sent a batch, or all of them
 
 
 class _Call:
-    """The per-call state shared by the producer, sender and receiver."""
+    """The per-call state shared by the producer and every lane's sender and receiver."""
 
     def __init__(
         self,
@@ -136,39 +129,80 @@ class _Call:
         settings: CallSettings,
         handle: ResultHandler,
         on_failure: Optional[FailureHandler],
-        wire: WireFormat,
         on_answered: Optional[Callable[[int], None]],
+        *,
+        lanes: int,
+        set_aside: Optional[Callable[[Transport], None]],
     ) -> None:
         self._batches = batches
         self._on_answered = on_answered
         self._on_failure = on_failure
-        self._wire = wire
+        self._set_aside = set_aside
         self._settings = settings
         self._handle = handle
-        self._in_flight: Dict[str, Batch] = {}
-        self._resend: List[Batch] = []  # unanswered batches of a failed stream, for the next one
+        self._window = anyio.Semaphore(settings.prefetch)
+        self._resend: List[Batch] = []  # unanswered batches of failed streams, sent first by any lane
         self._input_done = False
+        self._outstanding = 0  # batches taken from the input and not answered yet
+        self._work = anyio.Event()  # set when batches are requeued or the call is complete
+        self._lanes_alive = lanes
+        self._retry = settings.max_retries > 0 and is_idempotent(settings.endpoint)
         self.answered = 0
 
     @property
-    def unanswered(self) -> int:
-        return len(self._in_flight) + len(self._resend)
+    def complete(self) -> bool:
+        return self._input_done and self._outstanding == 0
 
-    def requeue_unanswered(self) -> None:
-        """After a stream failed: its unanswered batches go first on the next stream (with new request ids)."""
-        self._resend = [*self._resend, *self._in_flight.values()]
-        self._in_flight = {}
+    def _notify(self) -> None:
+        self._work.set()
+        self._work = anyio.Event()
 
-    async def one_stream(self, transport: Transport, prepared: MemoryObjectReceiveStream[Batch]) -> None:
-        """Send what is left over one stream and receive every answer; a failure leaves state for a retry."""
-        self._window = anyio.Semaphore(self._settings.prefetch)
-        self._all_sent = False
-        self._activity = anyio.Event()  # set by the sender whenever it has sent a batch, or all of them
+    async def run_lane(self, transport: Transport, prepared: MemoryObjectReceiveStream[Batch]) -> None:
+        """Streams to one server until the call is complete, retrying transient failures with backoff."""
+        failures_in_a_row = 0
+        wire = wire_format(transport.wire_format)
+        while not self.complete:
+            lane = _Lane(wire)
+            answered_before = self.answered
+            try:
+                await self._one_stream(transport, lane, prepared)
+            except Exception as failure:
+                self._resend.extend(lane.in_flight.values())  # another lane (or the next stream) sends them
+                for _ in lane.in_flight:
+                    self._window.release()
+                lane.in_flight.clear()
+                self._notify()
+                failures_in_a_row = 1 if self.answered > answered_before else failures_in_a_row + 1
+                if not is_transient(failure):
+                    raise
+                if not self._retry or failures_in_a_row > self._settings.max_retries:
+                    if self._set_aside is not None:
+                        self._set_aside(transport)  # later calls skip this server for a while
+                    self._lanes_alive -= 1
+                    if self._lanes_alive == 0 or not self._retry:
+                        raise
+                    logger.debug("%s: giving up on %r after %d failures: %s", self._settings.endpoint, transport,
+                                 failures_in_a_row, failure)  # fmt: skip
+                    return  # the other lanes take its batches
+                wait = backoff(failures_in_a_row)
+                logger.debug(
+                    "%s: %r failed (%s); %d requests go back to the queue; retrying it in %.2f s",
+                    self._settings.endpoint,
+                    transport,
+                    failure,
+                    len(self._resend),
+                    wait,
+                )
+                with anyio.move_on_after(wait):  # a set-aside server waits, unless the call completes first
+                    while not self.complete:
+                        await self._work.wait()
+
+    async def _one_stream(self, transport: Transport, lane: _Lane, prepared: MemoryObjectReceiveStream[Batch]) -> None:
         async with transport.open_stream() as stream:
             try:
                 async with anyio.create_task_group() as tasks:
-                    tasks.start_soon(self.send_all, stream, prepared)
-                    await self.receive_all(stream)
+                    tasks.start_soon(self._send_all, stream, lane, prepared)
+                    await self._receive_all(stream, lane)
             except BaseExceptionGroup as group:
                 # Unwrapped inside the stream's context, so the transport sees (and may translate) the error.
                 error = first_error(group)
@@ -191,71 +225,85 @@ class _Call:
                 batch.items = []  # the message holds the content now
                 await out.send(batch)
 
-    async def send_all(self, stream: DuplexStream, prepared: MemoryObjectReceiveStream[Batch]) -> None:
+    async def _next_batch(self, prepared: MemoryObjectReceiveStream[Batch]) -> Optional[Batch]:
+        """A requeued batch, else the next one from the input; None once the call is complete."""
         while True:
-            await self._window.acquire()
             if self._resend:
-                batch = self._resend.pop(0)
-            elif self._input_done:
-                self._window.release()
-                break
-            else:
+                return self._resend.pop(0)
+            if not self._input_done:
                 try:
                     batch = await prepared.receive()
                 except anyio.EndOfStream:
                     self._input_done = True
-                    self._window.release()
-                    break
+                    self._notify()
+                    continue
+                self._outstanding += 1
+                return batch
+            if self.complete:
+                return None
+            await self._work.wait()
+
+    async def _send_all(self, stream: DuplexStream, lane: _Lane, prepared: MemoryObjectReceiveStream[Batch]) -> None:
+        while True:
+            await self._window.acquire()
+            try:
+                batch = await self._next_batch(prepared)
+            except BaseException:
+                self._window.release()  # the window is the call's: a failing lane must not keep a place
+                raise
+            if batch is None:
+                self._window.release()
+                break
             # A new id on every attempt: a late answer to an abandoned attempt can never be taken for this one.
             batch.request_id = os.urandom(16).hex()
             batch.request.header.request_id = batch.request_id
             if self._settings.timeout is not None:
                 batch.deadline = anyio.current_time() + self._settings.timeout
-            self._in_flight[batch.request_id] = batch  # registered before sending: a failure requeues it
-            self._activity.set()
-            await stream.send(batch.request_id, self._wire.serialize(batch.request))
+            lane.in_flight[batch.request_id] = batch  # registered before sending: a failure requeues it
+            lane.activity.set()
+            await stream.send(batch.request_id, lane.wire.serialize(batch.request))
         await stream.end()
-        self._all_sent = True
-        self._activity.set()
+        lane.all_sent = True
+        lane.activity.set()
 
-    async def _receive_in_time(self, stream: DuplexStream) -> Optional[Received]:
+    async def _receive_in_time(self, stream: DuplexStream, lane: _Lane) -> Optional[Received]:
         """The next answer, or RequestTimeoutError once the oldest request in flight is past its deadline."""
         while True:
-            oldest = next(iter(self._in_flight.values()))  # dicts keep send order: the oldest comes first
+            oldest = next(iter(lane.in_flight.values()))  # dicts keep send order: the oldest comes first
             if oldest.deadline == math.inf:
                 return await stream.receive()
             with anyio.move_on_after(oldest.deadline - anyio.current_time()):
                 return await stream.receive()
-            late = [batch for batch in self._in_flight.values() if batch.deadline <= anyio.current_time()]
+            late = [batch for batch in lane.in_flight.values() if batch.deadline <= anyio.current_time()]
             if late:
-                unanswered = [position for batch in self._in_flight.values() for position in batch.positions]
+                unanswered = [position for batch in lane.in_flight.values() for position in batch.positions]
                 raise RequestTimeoutError(
                     f"{len(late)} requests got no answer within {self._settings.timeout:g} s; "
                     f"{len(unanswered)} inputs are unanswered (positions {describe_positions(unanswered)})",
                     positions=unanswered,
                 )
 
-    async def receive_all(self, stream: DuplexStream) -> None:
-        while not (self._all_sent and not self._in_flight):
-            if not self._in_flight:  # nothing can arrive yet: wait for the sender, not the stream
-                await self._activity.wait()
-                self._activity = anyio.Event()
+    async def _receive_all(self, stream: DuplexStream, lane: _Lane) -> None:
+        while not (lane.all_sent and not lane.in_flight):
+            if not lane.in_flight:  # nothing can arrive yet: wait for the sender, not the stream
+                await lane.activity.wait()
+                lane.activity = anyio.Event()
                 continue
-            received = await self._receive_in_time(stream)
+            received = await self._receive_in_time(stream, lane)
             if received is None:
-                if self._in_flight:
-                    missing = sum(len(batch.ids) for batch in self._in_flight.values())
+                if lane.in_flight:
+                    missing = sum(len(batch.ids) for batch in lane.in_flight.values())
                     raise TransportError(
-                        f"the server ended the stream with {len(self._in_flight)} requests "
+                        f"the server ended the stream with {len(lane.in_flight)} requests "
                         f"({missing} inputs) still unanswered"
                     )
-                if not self._all_sent:
+                if not lane.all_sent:
                     raise TransportError("the server ended the stream before aclip had sent all of its requests")
                 return
             tag, frame = received
-            response = self._wire.parse(frame)
+            response = lane.wire.parse(frame)
             request_id = tag if tag is not None else response.header.request_id
-            batch = self._in_flight.pop(request_id, None)
+            batch = lane.in_flight.pop(request_id, None)
             if batch is None:
                 raise ProtocolError(
                     f"the server answered a request id aclip did not send or already had: {request_id!r}"
@@ -278,5 +326,8 @@ class _Call:
             if outcome is not None:
                 await outcome
             self.answered += 1
+            self._outstanding -= 1
+            if self.complete:
+                self._notify()  # idle senders of every lane can end their streams
             if self._on_answered is not None:
                 self._on_answered(len(batch.ids))

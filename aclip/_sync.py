@@ -15,7 +15,21 @@ import ssl
 import threading
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, Mapping, Optional, Type, TypeVar, Union, overload
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    Mapping,
+    Optional,
+    Sequence,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
 
 import numpy as np
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -58,7 +72,7 @@ class Client:
 
     def __init__(
         self,
-        server: str,
+        server: Union[str, Sequence[str]],
         *,
         credential: Optional[Mapping[str, str]] = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,

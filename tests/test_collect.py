@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aclip import Document, MissingEmbeddingError, ServerError
+from aclip import AsyncClient, Document, MissingEmbeddingError, ServerError
 from tests.conftest import Endpoint
 from tests.helpers import expected_text
 
@@ -35,3 +35,21 @@ def test_documents_keep_none_where_they_failed(plain_endpoint: Endpoint) -> None
     assert sorted(outcome.failed) == [1, 3] and list(outcome.results) == docs
     assert [d.embedding is None for d in docs] == [False, True, False, True]
     assert clean.ok and clean.failed == {}
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http", "websocket"])
+async def test_every_position_once_right_or_reported_under_injected_failures(protocol: str) -> None:
+    from aclip.testing import serve_in_thread
+
+    texts = [f"p{i}" for i in range(30)]
+    with serve_in_thread(fail_every=4) as failing:
+        async with AsyncClient(failing.url(protocol)) as client:
+            outcome = await client.aencode_collect(texts, batch_size=3)
+    assert len(outcome.failed) == 3 * (10 // 4)  # batches 4 and 8 of 10 failed, 3 inputs each
+    results = outcome.results
+    assert isinstance(results, np.ndarray)
+    for position, text in enumerate(texts):
+        if position in outcome.failed:
+            assert np.isnan(results[position]).all()
+        else:
+            np.testing.assert_array_equal(results[position], expected_text(text))

@@ -98,3 +98,17 @@ async def test_a_server_that_accepts_but_never_answers(black_hole: int, protocol
 def test_timeout_must_be_positive_or_none(value: object) -> None:
     with pytest.raises(ValueError, match="timeout must be a positive number"):
         AsyncClient("grpc://127.0.0.1:1", timeout=value)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def dead_model_server() -> Iterator[ReferenceServer]:
+    with serve_in_thread(never_answer=True) as running:  # the gateway is up, the model is not
+        yield running
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_dead_model_ends_the_call_in_bounded_time(dead_model_server: ReferenceServer, protocol: str) -> None:
+    with anyio.fail_after(20):
+        async with AsyncClient(dead_model_server.url(protocol), timeout=0.3, max_retries=1) as client:
+            with pytest.raises(RequestTimeoutError):
+                await client.aencode(["hello?"])
