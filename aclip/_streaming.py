@@ -146,6 +146,7 @@ class _Call:
         self._outstanding = 0  # batches taken from the input and not answered yet
         self._work = anyio.Event()  # set when batches are requeued or the call is complete
         self._lanes_alive = lanes
+        self._streaming: List[_Lane] = []  # lanes with an open stream, for least-in-flight-first
         self._retry = settings.max_retries > 0 and is_idempotent(settings.endpoint)
         self.answered = 0
 
@@ -198,6 +199,14 @@ class _Call:
                         await self._work.wait()
 
     async def _one_stream(self, transport: Transport, lane: _Lane, prepared: MemoryObjectReceiveStream[Batch]) -> None:
+        self._streaming.append(lane)
+        try:
+            await self._stream_lane(transport, lane, prepared)
+        finally:
+            self._streaming.remove(lane)
+            self._notify()  # a lane that waited for its turn behind this one may go on
+
+    async def _stream_lane(self, transport: Transport, lane: _Lane, prepared: MemoryObjectReceiveStream[Batch]) -> None:
         async with transport.open_stream() as stream:
             try:
                 async with anyio.create_task_group() as tasks:
@@ -243,8 +252,14 @@ class _Call:
                 return None
             await self._work.wait()
 
+    async def _my_turn(self, lane: _Lane) -> None:
+        """Wait while another open lane has fewer requests in flight: the least busy server goes first."""
+        while not self.complete and len(lane.in_flight) > min(len(other.in_flight) for other in self._streaming):
+            await self._work.wait()
+
     async def _send_all(self, stream: DuplexStream, lane: _Lane, prepared: MemoryObjectReceiveStream[Batch]) -> None:
         while True:
+            await self._my_turn(lane)
             await self._window.acquire()
             try:
                 batch = await self._next_batch(prepared)
@@ -327,7 +342,7 @@ class _Call:
                 await outcome
             self.answered += 1
             self._outstanding -= 1
-            if self.complete:
-                self._notify()  # idle senders of every lane can end their streams
+            if self.complete or len(self._streaming) > 1:
+                self._notify()  # idle senders can end their streams, or a waiting lane may have its turn
             if self._on_answered is not None:
                 self._on_answered(len(batch.ids))

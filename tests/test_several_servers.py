@@ -69,3 +69,12 @@ async def test_index_and_search_use_the_first_healthy_server(pair: tuple[Referen
             await client.aindex(["the first is down"])  # index is never retried elsewhere mid-call
         await client.aindex(["so the next call goes to the second"])  # the dead one is set aside
     assert second.executor.indexed_count == 1
+
+
+async def test_the_least_busy_server_takes_most() -> None:
+    with serve_in_thread(delay=0.25) as slow, serve_in_thread() as fast:
+        async with AsyncClient([slow.url("grpc"), fast.url("grpc")]) as client:
+            vectors = await client.aencode([f"busy {i}" for i in range(80)], batch_size=2, prefetch=8)
+        took_slow, took_fast = slow.stats.requests_received, fast.stats.requests_received
+    np.testing.assert_array_equal(vectors[79], expected_text("busy 79"))
+    assert took_slow + took_fast == 40 and took_fast > 2 * took_slow, (took_slow, took_fast)
