@@ -8,7 +8,7 @@ against the buffer's length; anything that does not fit is a :class:`~aclip.Prot
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 from google.protobuf import json_format
@@ -245,8 +245,3 @@ def executor_failure(response: DataRequestProto) -> Optional[ExecutorFailure]:
     exception = status.exception
     description = status.description or "; ".join(exception.args)
     return ExecutorFailure(exception.name, description, exception.executor)
-
-
-def response_documents(response: DataRequestProto) -> List[DocumentProto]:
-    """The response's documents as a list (protobuf's repeated field, materialised once)."""
-    return list(response.data.docs.docs)

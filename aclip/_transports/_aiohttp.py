@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Dict, Optional, Tuple
+from typing import ClassVar, Dict, Optional, Tuple
 
 import aiohttp
 
@@ -44,7 +44,14 @@ def translate_error(err: BaseException, address: ServerAddress) -> AclipError:
 
 
 class AiohttpTransport(Transport):
-    """The part of the HTTP and WebSocket transports that is the same: a URL, headers, one session per loop."""
+    """The part of the HTTP and WebSocket transports that is the same: a URL, headers, one session per loop.
+
+    Subclasses name their URL schemes (plain, TLS), path and extra headers as class attributes.
+    """
+
+    schemes: ClassVar[Tuple[str, str]]
+    path: ClassVar[str]
+    extra_headers: ClassVar[Dict[str, str]] = {}
 
     def __init__(
         self,
@@ -53,13 +60,11 @@ class AiohttpTransport(Transport):
         token: Optional[str],
         ssl_context: Optional[ssl.SSLContext],
         connect_timeout: float,
-        schemes: Tuple[str, str],
-        path: str,
     ) -> None:
         self._address = address
         host = f"[{address.host}]" if ":" in address.host else address.host
-        self._url = f"{schemes[1] if address.tls else schemes[0]}://{host}:{address.port}{path}"
-        self._headers = auth_headers(token)
+        self._url = f"{self.schemes[1] if address.tls else self.schemes[0]}://{host}:{address.port}{self.path}"
+        self._headers = {**self.extra_headers, **auth_headers(token)}
         self._ssl = ssl_context
         self._connect_timeout = connect_timeout
         self._session: Optional[aiohttp.ClientSession] = None

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import ssl
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Dict, Optional, Union
+from typing import Any, AsyncIterator, ClassVar, Dict, Optional, Union
 
 import aiohttp
 import anyio
@@ -111,24 +110,9 @@ class HttpTransport(AiohttpTransport):
     """POSTs JSON DataRequests to ``/post`` over one aiohttp session (created on first use)."""
 
     wire_format = "json"
-
-    def __init__(
-        self,
-        address: ServerAddress,
-        *,
-        token: Optional[str],
-        ssl_context: Optional[ssl.SSLContext],
-        connect_timeout: float,
-    ) -> None:
-        super().__init__(
-            address,
-            token=token,
-            ssl_context=ssl_context,
-            connect_timeout=connect_timeout,
-            schemes=("http", "https"),
-            path="/post",
-        )
-        self._headers.update({"Content-Type": _JSON, "Accept": _JSON})
+    schemes = ("http", "https")
+    path = "/post"
+    extra_headers: ClassVar[Dict[str, str]] = {"Content-Type": _JSON, "Accept": _JSON}
 
     @asynccontextmanager
     async def open_stream(self) -> AsyncIterator[DuplexStream]:

@@ -7,7 +7,6 @@ each request with one binary frame, in completion order, then closes the connect
 from __future__ import annotations
 
 import asyncio
-import ssl
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Optional
 
@@ -61,22 +60,8 @@ class _WebSocketDuplex(DuplexStream):
 class WebSocketTransport(AiohttpTransport):
     """One WebSocket connection per call, over an aiohttp session reused across calls."""
 
-    def __init__(
-        self,
-        address: ServerAddress,
-        *,
-        token: Optional[str],
-        ssl_context: Optional[ssl.SSLContext],
-        connect_timeout: float,
-    ) -> None:
-        super().__init__(
-            address,
-            token=token,
-            ssl_context=ssl_context,
-            connect_timeout=connect_timeout,
-            schemes=("ws", "wss"),
-            path="/",
-        )
+    schemes = ("ws", "wss")
+    path = "/"
 
     async def _connect(self) -> aiohttp.ClientWebSocketResponse:
         try:
