@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
 import ssl
 import threading
 import time
+import weakref
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
     Any,
+    AsyncGenerator,
     AsyncIterator,
     Callable,
     Dict,
@@ -44,6 +47,7 @@ from ._constants import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PREFETCH,
     DEFAULT_TIMEOUT,
+    MAX_MESSAGE_SIZE,
     NOT_GIVEN,
     TOKEN_ENVIRONMENT_VARIABLE,
     NotGiven,
@@ -140,23 +144,40 @@ class AsyncClient:
         fetch_remote_images: bool = False,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        headers: Optional[Mapping[str, str]] = None,
+        trust_env: bool = False,
+        max_message_size: int = MAX_MESSAGE_SIZE,
     ) -> None:
-        from ._transports import ssl_context_for
+        from ._headers import checked_headers
+        from ._transports import TransportOptions, ssl_context_for
 
         self._addresses: List[ServerAddress] = _parse_servers(server)
-        self._token = _token_from(credential)
+        token = _token_from(credential)
+        self._headers = {**({"authorization": token} if token else {}), **checked_headers(headers)}
         tls = TLSOptions(ssl_context=ssl_context, ca_file=ca_file, client_cert=client_cert, client_key=client_key)
-        self._ssl_contexts = [ssl_context_for(address, tls) for address in self._addresses]
         self._fetch_remote = bool(fetch_remote_images)
         self._timeout = _checked_timeout(timeout)
         self._max_retries = _checked_retries(max_retries)
-        if not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
-        self._connect_timeout = float(connect_timeout)
-        self._transports: Dict[asyncio.AbstractEventLoop, List[Any]] = {}
+        if not isinstance(trust_env, bool):
+            raise TypeError(f"trust_env must be True or False, not {trust_env!r}")
+        self._max_message_size = _positive_int("max_message_size", max_message_size)
+        self._transport_options = [
+            TransportOptions(
+                ssl_context=ssl_context_for(address, tls),
+                connect_timeout=float(connect_timeout),
+                headers=self._headers,
+                trust_env=trust_env,
+                max_message_size=self._max_message_size,
+            )
+            for address in self._addresses
+        ]
+        self._transports: Dict[asyncio.AbstractEventLoop, _LoopTransports] = {}
         self._set_aside_until: Dict[int, float] = {}  # server index -> monotonic time it may be tried again
         self._lock = threading.Lock()
         self._closed = False
+        _LIVE_CLIENTS.add(self)
 
     def __repr__(self) -> str:
         return f"AsyncClient({self.server!r})"
@@ -184,25 +205,50 @@ class AsyncClient:
         return self._max_retries if isinstance(max_retries, NotGiven) else _checked_retries(max_retries)
 
     def _loop_transports(self) -> List[Any]:
-        """One transport per server for the running event loop, created on first use."""
+        """One transport per server for the running event loop, created on first use.
+
+        They are closed when the loop shuts down (``asyncio.run`` and other runners finalise async
+        generators before closing the loop, and one of ours closes them), so one client can serve
+        ``asyncio.run`` after ``asyncio.run``, or a test framework's loop per test.
+        """
         from ._transports import create_transport
 
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._closed:
                 raise ClientClosedError(f"{self!r} is closed; create a new client")
-            transports = self._transports.get(loop)
-            if transports is None:
+            entry = self._transports.get(loop)
+            if entry is None:
                 for stale in [known for known in self._transports if known.is_closed()]:
-                    del self._transports[stale]
+                    # A loop closed without finalising: nothing can run there now, not even the finaliser
+                    # of its async generator, which is therefore kept rather than collected.
+                    _ABANDONED.append(self._transports.pop(stale))
                 transports = [
-                    create_transport(
-                        address, token=self._token, ssl_context=context, connect_timeout=self._connect_timeout
-                    )
-                    for address, context in zip(self._addresses, self._ssl_contexts)
+                    create_transport(address, options)
+                    for address, options in zip(self._addresses, self._transport_options)
                 ]
-                self._transports[loop] = transports
-            return transports
+                entry = self._transports[loop] = _LoopTransports(transports, self._close_at_loop_end(loop, transports))
+            return entry.transports
+
+    async def _close_at_loop_end(
+        self, loop: asyncio.AbstractEventLoop, transports: List[Any]
+    ) -> AsyncGenerator[None, None]:
+        """Started once per loop and never resumed: the loop's shutdown closes it, and so the transports."""
+        try:
+            yield
+        finally:
+            with self._lock:
+                entry = self._transports.get(loop)
+                if entry is not None and entry.transports is transports:
+                    del self._transports[loop]
+            for transport in transports:
+                await transport.aclose()
+
+    def _forget_connections(self) -> None:
+        """After ``os.fork()``, in the child: the parent's connections and loops are not ours to use or close."""
+        self._lock = threading.Lock()
+        _ABANDONED.append(self._transports)  # kept, never closed: closing would end the parent's connections
+        self._transports = {}
 
     def _transports_for(self, endpoint: str) -> List[Any]:
         """The servers a call uses: every healthy one for encode and rank, the first healthy one otherwise.
@@ -217,9 +263,9 @@ class AsyncClient:
         return healthy if spread else healthy[:1]
 
     def _set_aside(self, transport: Any) -> None:
-        for transports in self._transports.values():
-            if transport in transports:
-                self._set_aside_until[transports.index(transport)] = time.monotonic() + _SET_ASIDE_SECONDS
+        for entry in self._transports.values():
+            if transport in entry.transports:
+                self._set_aside_until[entry.transports.index(transport)] = time.monotonic() + _SET_ASIDE_SECONDS
                 logger.debug("%r is set aside for %g s after repeated failures", transport, _SET_ASIDE_SECONDS)
 
     async def aclose(self) -> None:
@@ -237,12 +283,13 @@ class AsyncClient:
             self._closed = True
             transports, self._transports = self._transports, {}
         current = asyncio.get_running_loop()
-        for loop, loop_transports in transports.items():
-            for transport in loop_transports:
-                if loop is current:
-                    await transport.aclose()
-                elif not loop.is_closed():
-                    asyncio.run_coroutine_threadsafe(transport.aclose(), loop)
+        for loop, entry in transports.items():
+            if loop is current:
+                await entry.closer.aclose()  # runs its ``finally``: the transports close
+            elif not loop.is_closed():
+                asyncio.run_coroutine_threadsafe(entry.closer.aclose(), loop)
+            else:
+                _ABANDONED.append(entry)
 
     @overload
     async def aencode(
@@ -255,6 +302,7 @@ class AsyncClient:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -271,6 +319,7 @@ class AsyncClient:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -287,6 +336,7 @@ class AsyncClient:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -302,6 +352,7 @@ class AsyncClient:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -337,6 +388,7 @@ class AsyncClient:
             on_always,
             timeout=self._timeout_for(timeout),
             max_retries=self._retries_for(max_retries),
+            headers=headers,
         )
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
         total = _length(content)
@@ -361,6 +413,7 @@ class AsyncClient:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> Collected:
         """Encode as :meth:`aencode` does, but collect failed inputs instead of raising.
 
@@ -398,6 +451,7 @@ class AsyncClient:
             None,
             timeout=self._timeout_for(timeout),
             max_retries=self._retries_for(max_retries),
+            headers=headers,
         )
         total = _length(content)
         mode, items = peek_mode(content)
@@ -429,6 +483,7 @@ class AsyncClient:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> AsyncIterator[AsyncIterator[Part]]:
         """Encode as :meth:`aencode` does, handing out each request's results as soon as it is answered.
 
@@ -454,6 +509,7 @@ class AsyncClient:
             None,
             timeout=self._timeout_for(timeout),
             max_retries=self._retries_for(max_retries),
+            headers=headers,
         )
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
         total = _length(content)
@@ -491,6 +547,7 @@ class AsyncClient:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -507,6 +564,7 @@ class AsyncClient:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -522,6 +580,7 @@ class AsyncClient:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -552,6 +611,7 @@ class AsyncClient:
             on_always,
             timeout=self._timeout_for(timeout),
             max_retries=self._retries_for(max_retries),
+            headers=headers,
         )
         check_iterable(docs, what="docs")
         roots = list(docs)
@@ -579,6 +639,7 @@ class AsyncClient:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -595,6 +656,7 @@ class AsyncClient:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -610,6 +672,7 @@ class AsyncClient:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -633,6 +696,7 @@ class AsyncClient:
             on_always,
             timeout=self._timeout_for(timeout),
             max_retries=self._retries_for(max_retries),
+            headers=headers,
         )
         return await self._documents_call(
             _as_documents(content),
@@ -654,6 +718,7 @@ class AsyncClient:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -671,6 +736,7 @@ class AsyncClient:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -687,6 +753,7 @@ class AsyncClient:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -713,6 +780,7 @@ class AsyncClient:
             on_always,
             timeout=self._timeout_for(timeout),
             max_retries=self._retries_for(max_retries),
+            headers=headers,
         )
         return await self._documents_call(
             _as_documents(content),
@@ -812,6 +880,8 @@ class AsyncClient:
             fetch_remote=self._fetch_remote,
             timeout=options.timeout,
             max_retries=options.max_retries,
+            headers=options.headers,
+            max_message_size=self._max_message_size,
         )
         extra: Dict[str, Any] = {"classify": classify} if classify is not None else {}
         batches = iter_batches(items, mode=mode, batch_size=options.batch_size, collected=collected, **extra)
@@ -846,6 +916,7 @@ class _CallOptions:
         callbacks: Callbacks,
         timeout: Optional[float],
         max_retries: int,
+        headers: Dict[str, str],
     ) -> None:
         self.batch_size = batch_size
         self.prefetch = prefetch
@@ -853,6 +924,7 @@ class _CallOptions:
         self.callbacks = callbacks
         self.timeout = timeout
         self.max_retries = max_retries
+        self.headers = headers
 
     @classmethod
     def checked(
@@ -866,7 +938,10 @@ class _CallOptions:
         *,
         timeout: Optional[float],
         max_retries: int,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> _CallOptions:
+        from ._headers import checked_headers
+
         if not isinstance(show_progress, bool):
             raise TypeError(f"show_progress must be True or False, not {show_progress!r}")
         return cls(
@@ -876,7 +951,33 @@ class _CallOptions:
             Callbacks(on_done, on_error, on_always),
             timeout,
             max_retries,
+            checked_headers(headers),
         )
+
+
+class _LoopTransports:
+    """One event loop's transports, and the async generator whose finalisation closes them."""
+
+    def __init__(self, transports: List[Any], closer: AsyncGenerator[None, None]) -> None:
+        self.transports = transports
+        self.closer = closer
+        # Run it to its yield now: that registers it with the running loop's async-generator hooks.
+        with contextlib.suppress(StopIteration):
+            closer.__anext__().send(None)
+
+
+#: What forked children inherited and must neither use nor close (see AsyncClient._forget_connections).
+_ABANDONED: List[Any] = []
+_LIVE_CLIENTS: weakref.WeakSet[AsyncClient] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE_CLIENTS):
+        client._forget_connections()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 #: Endpoints whose batches are spread over every server; the others (index, search) use one server,

@@ -15,6 +15,7 @@ transport meets the network and chained with ``from``; they never reach the call
     │   ├── RequestTimeoutError              no answer within the timeout (also a builtin TimeoutError)
     │   └── HTTPStatusError                  an HTTP answer other than 2xx: ``.status``, ``.detail``
     ├── ProtocolError                        the server's answer cannot be understood or does not fit
+    ├── MessageTooLargeError                 a request or an answer is over ``max_message_size``
     ├── ServerError                          the server reported a failure inside its executor
     └── MissingEmbeddingError                the server answered, but without embeddings for some inputs
 
@@ -38,6 +39,7 @@ __all__ = [
     "HTTPStatusError",
     "InputError",
     "InputTypeError",
+    "MessageTooLargeError",
     "MissingEmbeddingError",
     "ProtocolError",
     "RequestTimeoutError",
@@ -123,6 +125,22 @@ class HTTPStatusError(TransportError):
 
 class ProtocolError(AclipError):
     """The server's answer cannot be decoded, or does not fit the request it claims to answer."""
+
+
+class MessageTooLargeError(AclipError):
+    """A request or an answer is larger than the client's ``max_message_size``; never retried.
+
+    ``direction`` is ``"request"`` (nothing was sent: lower ``batch_size``, or raise the limit) or
+    ``"answer"``; ``size`` and ``limit`` are in bytes (``size`` is None when the server did not say how
+    large its answer was); ``positions`` are the input positions of the batch concerned.
+    """
+
+    def __init__(self, message: str, *, direction: str, size: int | None, limit: int, positions: Sequence[int]) -> None:
+        super().__init__(message)
+        self.direction = direction
+        self.size = size
+        self.limit = limit
+        self.positions = list(positions)
 
 
 class ServerError(AclipError):

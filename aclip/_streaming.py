@@ -26,7 +26,8 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._codec import DataRequestProto, DocumentProto, build_request, executor_failure
-from ._errors import ProtocolError, RequestTimeoutError, TransportError, describe_positions
+from ._constants import MAX_MESSAGE_SIZE
+from ._errors import MessageTooLargeError, ProtocolError, RequestTimeoutError, TransportError, describe_positions
 from ._groups import BaseExceptionGroup, first_error
 from ._inputs import Item, load_batch, needs_loading
 from ._retry import backoff, is_idempotent, is_transient
@@ -75,6 +76,8 @@ class CallSettings:
     fetch_remote: bool = False
     timeout: Optional[float] = None
     max_retries: int = 0
+    headers: Dict[str, str] = field(default_factory=dict)  # the call's own, on top of the client's
+    max_message_size: int = MAX_MESSAGE_SIZE
 
 
 async def run_stream(
@@ -97,13 +100,14 @@ async def run_stream(
     """
     call = _Call(batches, settings, handle, on_failure, on_answered, lanes=len(transports), set_aside=set_aside)
     try:
-        async with anyio.create_task_group() as tasks:
-            prepared_in, prepared_out = anyio.create_memory_object_stream[Batch](1)
-            tasks.start_soon(call.produce, prepared_in)
-            async with anyio.create_task_group() as lanes:
-                for transport in transports:
-                    lanes.start_soon(call.run_lane, transport, prepared_out)
-            prepared_out.close()  # every batch was answered, so the producer is done
+        prepared_in, prepared_out = anyio.create_memory_object_stream[Batch](1)
+        with prepared_in, prepared_out:  # closed however the call ends (the producer closes its end first)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(call.produce, prepared_in)
+                async with anyio.create_task_group() as lanes:
+                    for transport in transports:
+                        lanes.start_soon(call.run_lane, transport, prepared_out)
+                prepared_out.close()  # every batch was answered, so the producer is done
     except BaseExceptionGroup as group:
         error = first_error(group)
         raise error from error.__cause__
@@ -207,7 +211,7 @@ class _Call:
             self._notify()  # a lane that waited for its turn behind this one may go on
 
     async def _stream_lane(self, transport: Transport, lane: _Lane, prepared: MemoryObjectReceiveStream[Batch]) -> None:
-        async with transport.open_stream() as stream:
+        async with transport.open_stream(self._settings.headers) as stream:
             try:
                 async with anyio.create_task_group() as tasks:
                     tasks.start_soon(self._send_all, stream, lane, prepared)
@@ -274,9 +278,13 @@ class _Call:
             batch.request.header.request_id = batch.request_id
             if self._settings.timeout is not None:
                 batch.deadline = anyio.current_time() + self._settings.timeout
+            frame = lane.wire.serialize(batch.request)
+            if len(frame) > self._settings.max_message_size:
+                self._window.release()
+                raise _too_large_request(len(frame), self._settings.max_message_size, batch)
             lane.in_flight[batch.request_id] = batch  # registered before sending: a failure requeues it
             lane.activity.set()
-            await stream.send(batch.request_id, lane.wire.serialize(batch.request))
+            await stream.send(batch.request_id, frame)
         await stream.end()
         lane.all_sent = True
         lane.activity.set()
@@ -346,3 +354,14 @@ class _Call:
                 self._notify()  # idle senders can end their streams, or a waiting lane may have its turn
             if self._on_answered is not None:
                 self._on_answered(len(batch.ids))
+
+
+def _too_large_request(size: int, limit: int, batch: Batch) -> MessageTooLargeError:
+    return MessageTooLargeError(
+        f"the request for inputs {describe_positions(batch.positions)} is {size} bytes, over "
+        f"max_message_size={limit}; lower batch_size or raise the client's max_message_size",
+        direction="request",
+        size=size,
+        limit=limit,
+        positions=batch.positions,
+    )

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import os
 import ssl
 import threading
+import weakref
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import (
@@ -22,6 +24,7 @@ from typing import (
     Dict,
     Iterable,
     Iterator,
+    List,
     Mapping,
     Optional,
     Sequence,
@@ -43,6 +46,7 @@ from ._constants import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PREFETCH,
     DEFAULT_TIMEOUT,
+    MAX_MESSAGE_SIZE,
     NOT_GIVEN,
     NotGiven,
 )
@@ -56,6 +60,20 @@ T = TypeVar("T")
 
 #: How long close() and an interrupted call wait for the loop thread to finish its cleanup.
 _SHUTDOWN_WAIT = 10.0
+
+
+#: Forked children's copies of loop threads that did not come along (see Client._forget_loop_thread).
+_ABANDONED: List[Any] = []
+_LIVE_CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE_CLIENTS):
+        client._forget_loop_thread()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Client:
@@ -83,6 +101,9 @@ class Client:
         fetch_remote_images: bool = False,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        headers: Optional[Mapping[str, str]] = None,
+        trust_env: bool = False,
+        max_message_size: int = MAX_MESSAGE_SIZE,
     ) -> None:
         self._async = AsyncClient(
             server,
@@ -95,11 +116,21 @@ class Client:
             fetch_remote_images=fetch_remote_images,
             timeout=timeout,
             max_retries=max_retries,
+            headers=headers,
+            trust_env=trust_env,
+            max_message_size=max_message_size,
         )
         self._lock = threading.Lock()
         self._portal_cm: Optional[AbstractContextManager[BlockingPortal]] = None
         self._portal: Optional[BlockingPortal] = None
         self._closed = False
+        _LIVE_CLIENTS.add(self)
+
+    def _forget_loop_thread(self) -> None:
+        """After ``os.fork()``, in the child: the loop thread did not come along; the next call starts one."""
+        self._lock = threading.Lock()
+        _ABANDONED.append((self._portal, self._portal_cm))  # its loop never runs again here; never closed
+        self._portal = self._portal_cm = None
 
     def __repr__(self) -> str:
         return f"Client({self._async.server!r})"
@@ -192,6 +223,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -208,6 +240,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -224,6 +257,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -239,6 +273,7 @@ class Client:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -259,6 +294,7 @@ class Client:
             show_progress=show_progress,
             timeout=timeout,
             max_retries=max_retries,
+            headers=headers,
             on_done=on_done,
             on_error=on_error,
             on_always=on_always,
@@ -275,6 +311,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -291,6 +328,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -307,6 +345,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -322,6 +361,7 @@ class Client:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -341,6 +381,7 @@ class Client:
             show_progress=show_progress,
             timeout=timeout,
             max_retries=max_retries,
+            headers=headers,
             on_done=on_done,
             on_error=on_error,
             on_always=on_always,
@@ -356,6 +397,7 @@ class Client:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> Collected:
         """Encode, collecting failed inputs instead of raising; see :meth:`AsyncClient.aencode_collect`.
 
@@ -373,6 +415,7 @@ class Client:
             show_progress=show_progress,
             timeout=timeout,
             max_retries=max_retries,
+            headers=headers,
         )
 
     def encode_iter(
@@ -385,6 +428,7 @@ class Client:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> Iterator[Part]:
         """Encode, yielding each request's :class:`Part` as it is answered; see :meth:`AsyncClient.aencode_iter`.
 
@@ -403,6 +447,7 @@ class Client:
             show_progress=show_progress,
             timeout=timeout,
             max_retries=max_retries,
+            headers=headers,
         )
         portal = self._get_portal()
         with portal.wrap_async_context_manager(streamed) as parts:
@@ -424,6 +469,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -440,6 +486,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -455,6 +502,7 @@ class Client:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -475,6 +523,7 @@ class Client:
             show_progress=show_progress,
             timeout=timeout,
             max_retries=max_retries,
+            headers=headers,
             on_done=on_done,
             on_error=on_error,
             on_always=on_always,
@@ -491,6 +540,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -507,6 +557,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -522,6 +573,7 @@ class Client:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -541,6 +593,7 @@ class Client:
             show_progress=show_progress,
             timeout=timeout,
             max_retries=max_retries,
+            headers=headers,
             on_done=on_done,
             on_error=on_error,
             on_always=on_always,
@@ -557,6 +610,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -573,6 +627,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -588,6 +643,7 @@ class Client:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -607,6 +663,7 @@ class Client:
             show_progress=show_progress,
             timeout=timeout,
             max_retries=max_retries,
+            headers=headers,
             on_done=on_done,
             on_error=on_error,
             on_always=on_always,
@@ -623,6 +680,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -639,6 +697,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -654,6 +713,7 @@ class Client:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -673,6 +733,7 @@ class Client:
             show_progress=show_progress,
             timeout=timeout,
             max_retries=max_retries,
+            headers=headers,
             on_done=on_done,
             on_error=on_error,
             on_always=on_always,
@@ -690,6 +751,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -707,6 +769,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -723,6 +786,7 @@ class Client:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -744,6 +808,7 @@ class Client:
             show_progress=show_progress,
             timeout=timeout,
             max_retries=max_retries,
+            headers=headers,
             on_done=on_done,
             on_error=on_error,
             on_always=on_always,
@@ -761,6 +826,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
         on_error: Optional[Callback] = ...,
         on_always: None = ...,
@@ -778,6 +844,7 @@ class Client:
         show_progress: bool = ...,
         timeout: Union[float, NotGiven, None] = ...,
         max_retries: Union[int, NotGiven] = ...,
+        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
         on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
@@ -794,6 +861,7 @@ class Client:
         show_progress: bool = False,
         timeout: Union[float, NotGiven, None] = NOT_GIVEN,
         max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
         on_done: Optional[Callback] = None,
         on_error: Optional[Callback] = None,
         on_always: Optional[Callback] = None,
@@ -814,6 +882,7 @@ class Client:
             show_progress=show_progress,
             timeout=timeout,
             max_retries=max_retries,
+            headers=headers,
             on_done=on_done,
             on_error=on_error,
             on_always=on_always,

@@ -7,9 +7,9 @@ from typing import Optional
 
 from .._address import ServerAddress
 from .._tls import TLSOptions, build_ssl_context
-from .base import DuplexStream, Received, Transport
+from .base import DuplexStream, Received, Transport, TransportOptions
 
-__all__ = ["DuplexStream", "Received", "Transport", "create_transport", "ssl_context_for"]
+__all__ = ["DuplexStream", "Received", "Transport", "TransportOptions", "create_transport", "ssl_context_for"]
 
 
 def ssl_context_for(address: ServerAddress, tls: TLSOptions) -> Optional[ssl.SSLContext]:
@@ -23,23 +23,16 @@ def ssl_context_for(address: ServerAddress, tls: TLSOptions) -> Optional[ssl.SSL
     return build_ssl_context(tls, alpn=["h2"] if address.protocol == "grpc" else None)
 
 
-def create_transport(
-    address: ServerAddress,
-    *,
-    token: Optional[str],
-    ssl_context: Optional[ssl.SSLContext],
-    connect_timeout: float,
-) -> Transport:
+def create_transport(address: ServerAddress, options: TransportOptions) -> Transport:
     """The transport for ``address``'s protocol; its third-party library is imported only now."""
-    context = ssl_context
     if address.protocol == "grpc":
         from .grpc import GrpcTransport
 
-        return GrpcTransport(address, token=token, ssl_context=context, connect_timeout=connect_timeout)
+        return GrpcTransport(address, options)
     if address.protocol == "http":
         from .http import HttpTransport
 
-        return HttpTransport(address, token=token, ssl_context=context, connect_timeout=connect_timeout)
+        return HttpTransport(address, options)
     from .websocket import WebSocketTransport
 
-    return WebSocketTransport(address, token=token, ssl_context=context, connect_timeout=connect_timeout)
+    return WebSocketTransport(address, options)

@@ -10,20 +10,23 @@ import aiohttp
 
 from .._address import ServerAddress
 from .._errors import AclipError, ConnectError, TLSError, TransportError
-from .base import Transport
+from .base import Transport, TransportOptions
 
-__all__ = ["AiohttpTransport", "auth_headers", "new_session", "translate_error"]
+__all__ = ["AiohttpTransport", "new_session", "translate_error"]
 
 
-def new_session(*, ssl_context: Optional[ssl.SSLContext], connect_timeout: float) -> aiohttp.ClientSession:
-    """A session for one event loop. The engine bounds requests in flight, so the connector does not."""
+def new_session(options: TransportOptions) -> aiohttp.ClientSession:
+    """A session for one event loop. The engine bounds requests in flight, so the connector does not.
+
+    With ``trust_env`` aiohttp takes proxies from ``HTTP_PROXY``/``HTTPS_PROXY``/``WS_PROXY``/``WSS_PROXY``
+    (and their lower-case forms, ``NO_PROXY`` excepted hosts) and credentials from ``~/.netrc``.
+    """
+    ssl_context = options.ssl_context
     connector = aiohttp.TCPConnector(limit=0, ssl=ssl_context if ssl_context is not None else False)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, connect=connect_timeout)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
-
-
-def auth_headers(token: Optional[str]) -> Dict[str, str]:
-    return {"Authorization": token} if token else {}
+    wait = options.connect_timeout
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=wait, connect=wait)
+    trust_env = options.trust_env
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True, trust_env=trust_env)
 
 
 def translate_error(err: BaseException, address: ServerAddress) -> AclipError:
@@ -53,20 +56,13 @@ class AiohttpTransport(Transport):
     path: ClassVar[str]
     extra_headers: ClassVar[Dict[str, str]] = {}
 
-    def __init__(
-        self,
-        address: ServerAddress,
-        *,
-        token: Optional[str],
-        ssl_context: Optional[ssl.SSLContext],
-        connect_timeout: float,
-    ) -> None:
+    def __init__(self, address: ServerAddress, options: TransportOptions) -> None:
         self._address = address
         host = f"[{address.host}]" if ":" in address.host else address.host
         self._url = f"{self.schemes[1] if address.tls else self.schemes[0]}://{host}:{address.port}{self.path}"
-        self._headers = {**self.extra_headers, **auth_headers(token)}
-        self._ssl = ssl_context
-        self._connect_timeout = connect_timeout
+        self._options = options
+        self._headers = {**self.extra_headers, **options.headers}
+        self._connect_timeout = options.connect_timeout
         self._session: Optional[aiohttp.ClientSession] = None
 
     def __repr__(self) -> str:
@@ -74,8 +70,12 @@ class AiohttpTransport(Transport):
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = new_session(ssl_context=self._ssl, connect_timeout=self._connect_timeout)
+            self._session = new_session(self._options)
         return self._session
+
+    def _headers_with(self, headers: Optional[Dict[str, str]]) -> Dict[str, str]:
+        """The headers of one call: the client's, with the call's own on top."""
+        return {**self._headers, **headers} if headers else self._headers
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

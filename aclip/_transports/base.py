@@ -9,9 +9,34 @@ third-party errors into aclip's own happen inside the transport.
 from __future__ import annotations
 
 import abc
-from typing import AsyncContextManager, ClassVar, Optional, Tuple
+import dataclasses
+import ssl
+from typing import AsyncContextManager, ClassVar, Dict, Mapping, Optional, Tuple
 
-__all__ = ["DuplexStream", "Received", "Transport"]
+from .._address import ServerAddress
+from .._constants import DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE
+from .._errors import MessageTooLargeError
+
+__all__ = ["DuplexStream", "Received", "Transport", "TransportOptions", "too_large_answer"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TransportOptions:
+    """How a transport connects: the same for every server of a client.
+
+    ``headers`` go with every request (gRPC metadata, HTTP and WebSocket headers), the token already in
+    them as ``authorization``; names are lower case (:mod:`aclip._headers` checked them). ``trust_env``
+    lets HTTP and WebSocket use the proxy environment variables (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``NO_PROXY``, ...) and ``~/.netrc``; gRPC connects directly. ``max_message_size`` bounds each answer
+    in bytes (the engine bounds the requests).
+    """
+
+    ssl_context: Optional[ssl.SSLContext] = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    trust_env: bool = False
+    max_message_size: int = MAX_MESSAGE_SIZE
+
 
 #: A response frame and, when the protocol itself says which request it answers (HTTP: the POST that
 #: carried it), that request's id; None means "read the id from the message" (gRPC, WebSocket).
@@ -41,9 +66,22 @@ class Transport(abc.ABC):
     wire_format: ClassVar[str] = "protobuf"
 
     @abc.abstractmethod
-    def open_stream(self) -> AsyncContextManager[DuplexStream]:
-        """A duplex stream for one call; leaving the context closes (or cancels) it."""
+    def open_stream(self, headers: Optional[Dict[str, str]] = None) -> AsyncContextManager[DuplexStream]:
+        """A duplex stream for one call, with the call's own extra ``headers`` (on top of the client's);
+        leaving the context closes (or cancels) it."""
 
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close every connection. The transport is not used afterwards."""
+
+
+def too_large_answer(address: ServerAddress, size: Optional[int], limit: int) -> MessageTooLargeError:
+    """The error for an answer over ``max_message_size``."""
+    of = f"of {size} bytes " if size is not None else ""
+    return MessageTooLargeError(
+        f"{address} sent an answer {of}over max_message_size={limit} bytes; raise max_message_size or lower batch_size",
+        direction="answer",
+        size=size,
+        limit=limit,
+        positions=(),
+    )

@@ -17,9 +17,16 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.exceptions import ProtocolError as GrpclibProtocolError
 
 from .._address import ServerAddress
-from .._errors import AclipError, AuthenticationError, ConnectError, ProtocolError, TLSError, TransportError
+from .._errors import (
+    AclipError,
+    AuthenticationError,
+    ConnectError,
+    ProtocolError,
+    TLSError,
+    TransportError,
+)
 from .._grpc_codec import JINA_CALL, RawBytesCodec
-from .base import DuplexStream, Received, Transport
+from .base import DuplexStream, Received, Transport, TransportOptions, too_large_answer
 
 __all__ = ["GrpcTransport"]
 
@@ -57,10 +64,13 @@ _TRANSLATED_AT_ONCE = (GRPCError, GrpclibProtocolError, OSError)
 
 
 class _GrpcDuplex(DuplexStream):
-    def __init__(self, stream: Stream[bytes, bytes], address: ServerAddress, connect_timeout: float) -> None:
+    def __init__(
+        self, stream: Stream[bytes, bytes], address: ServerAddress, connect_timeout: float, max_message_size: int
+    ) -> None:
         self._stream = stream
         self._address = address
         self._connect_timeout = connect_timeout
+        self._max_message_size = max_message_size
         self._started = anyio.Event()
         self._ended = False
 
@@ -95,6 +105,8 @@ class _GrpcDuplex(DuplexStream):
         try:
             message = await self._stream.recv_message()
             if message is not None:
+                if len(message) > self._max_message_size:  # grpclib has read it: checked as early as it can be
+                    raise too_large_answer(self._address, len(message), self._max_message_size)
                 return None, message
             if not self._ended:
                 raise TransportError(f"{self._address} ended the call before aclip had sent all of its requests")
@@ -128,23 +140,15 @@ def keep_token_out_of_hpack_logs() -> None:
 class GrpcTransport(Transport):
     """Streams over one grpclib Channel, created on first use inside the running event loop.
 
-    ``token`` goes out as the ``authorization`` metadata of every call.
+    The options' headers (the token among them, as ``authorization``) go out as the metadata of every
+    call, with the call's own on top. gRPC ignores ``trust_env``: grpclib connects directly.
     """
 
-    def __init__(
-        self,
-        address: ServerAddress,
-        *,
-        token: Optional[str],
-        ssl_context: Optional[ssl.SSLContext],
-        connect_timeout: float,
-    ) -> None:
+    def __init__(self, address: ServerAddress, options: TransportOptions) -> None:
         self._address = address
-        self._metadata: Dict[str, str] = {"authorization": token} if token else {}
-        if token:
-            keep_token_out_of_hpack_logs()
-        self._ssl = ssl_context
-        self._connect_timeout = connect_timeout
+        self._options = options
+        self._metadata: Dict[str, str] = dict(options.headers)
+        self._ssl = options.ssl_context
         self._channel: Optional[Channel] = None
 
     def __repr__(self) -> str:
@@ -156,13 +160,15 @@ class GrpcTransport(Transport):
         return self._channel
 
     @asynccontextmanager
-    async def open_stream(self) -> AsyncIterator[DuplexStream]:
-        stream = self._get_channel().request(
-            JINA_CALL, Cardinality.STREAM_STREAM, bytes, bytes, metadata=self._metadata
-        )
+    async def open_stream(self, headers: Optional[Dict[str, str]] = None) -> AsyncIterator[DuplexStream]:
+        metadata = {**self._metadata, **headers} if headers else self._metadata
+        if "authorization" in metadata:
+            keep_token_out_of_hpack_logs()
+        stream = self._get_channel().request(JINA_CALL, Cardinality.STREAM_STREAM, bytes, bytes, metadata=metadata)
+        options = self._options
         try:
             async with stream:
-                yield _GrpcDuplex(stream, self._address, self._connect_timeout)
+                yield _GrpcDuplex(stream, self._address, options.connect_timeout, options.max_message_size)
         except _TRANSLATED as err:
             # grpclib's own exit (the trailers after a clean end, or the status behind a reset) and a stream
             # reset met by the duplex methods arrive here.

@@ -20,7 +20,7 @@ from .._address import ServerAddress
 from .._errors import AclipError, AuthenticationError, HTTPStatusError
 from .._groups import BaseExceptionGroup, first_error
 from ._aiohttp import AiohttpTransport, translate_error
-from .base import DuplexStream, Received
+from .base import DuplexStream, Received, too_large_answer
 
 __all__ = ["HttpTransport"]
 
@@ -60,12 +60,14 @@ class _HttpDuplex(DuplexStream):
         headers: Dict[str, str],
         address: ServerAddress,
         tasks: TaskGroup,
+        max_message_size: int,
     ) -> None:
         self._session = session
         self._url = url
         self._headers = headers
         self._address = address
         self._tasks = tasks
+        self._max_message_size = max_message_size
         self._outcomes_in, self._outcomes = anyio.create_memory_object_stream[_Outcome](math.inf)
         self._sent = 0
         self._received = 0
@@ -79,15 +81,35 @@ class _HttpDuplex(DuplexStream):
         outcome: _Outcome
         try:
             async with self._session.post(self._url, data=frame, headers=self._headers) as answer:
-                body = await answer.read()
+                body = await self._read(answer)
                 if 200 <= answer.status < 300:
                     outcome = (request_id, body)
                 else:
                     outcome = status_error(self._address, answer.status, body)
+        except AclipError as err:
+            outcome = err
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
             outcome = translate_error(err, self._address)
             outcome.__cause__ = err
         await self._outcomes_in.send(outcome)
+
+    async def _read(self, answer: aiohttp.ClientResponse) -> bytes:
+        """The body, refused once it is over ``max_message_size`` (at once when Content-Length says so)."""
+        limit = self._max_message_size
+        if answer.content_length is not None:
+            if answer.content_length > limit:
+                raise too_large_answer(self._address, answer.content_length, limit)
+            return await answer.read()
+        body = bytearray()
+        async for chunk in answer.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                raise too_large_answer(self._address, None, limit)
+        return bytes(body)
+
+    def close(self) -> None:
+        self._outcomes_in.close()
+        self._outcomes.close()
 
     async def end(self) -> None:
         self._ended = True
@@ -115,14 +137,20 @@ class HttpTransport(AiohttpTransport):
     extra_headers: ClassVar[Dict[str, str]] = {"Content-Type": _JSON, "Accept": _JSON}
 
     @asynccontextmanager
-    async def open_stream(self) -> AsyncIterator[DuplexStream]:
+    async def open_stream(self, headers: Optional[Dict[str, str]] = None) -> AsyncIterator[DuplexStream]:
         session = self._get_session()
+        limit = self._options.max_message_size
+        duplex: Optional[_HttpDuplex] = None
         try:
             async with anyio.create_task_group() as tasks:
+                duplex = _HttpDuplex(session, self._url, self._headers_with(headers), self._address, tasks, limit)
                 try:
-                    yield _HttpDuplex(session, self._url, self._headers, self._address, tasks)
+                    yield duplex
                 finally:
                     tasks.cancel_scope.cancel()  # POSTs still running when the call ends are abandoned
         except BaseExceptionGroup as group:  # the POST tasks never raise: this is the caller's own error
             error = first_error(group)
             raise error from error.__cause__
+        finally:
+            if duplex is not None:
+                duplex.close()

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Optional
+from typing import AsyncIterator, Dict, Optional
 
 import aiohttp
 import anyio
 
 from .._address import ServerAddress
-from .._constants import MAX_MESSAGE_SIZE
 from .._errors import ConnectError, ProtocolError, TransportError
 from ._aiohttp import AiohttpTransport, translate_error
-from .base import DuplexStream, Received
+from .base import DuplexStream, Received, too_large_answer
 from .http import status_error
 
 __all__ = ["WebSocketTransport"]
@@ -29,9 +28,10 @@ _CLOSING = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgTyp
 
 
 class _WebSocketDuplex(DuplexStream):
-    def __init__(self, socket: aiohttp.ClientWebSocketResponse, address: ServerAddress) -> None:
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse, address: ServerAddress, max_message_size: int) -> None:
         self._socket = socket
         self._address = address
+        self._max_message_size = max_message_size
 
     async def send(self, request_id: str, frame: bytes) -> None:
         try:
@@ -53,6 +53,8 @@ class _WebSocketDuplex(DuplexStream):
             return None
         if message.type == aiohttp.WSMsgType.ERROR:
             error = self._socket.exception() or message.data
+            if isinstance(error, aiohttp.WebSocketError) and error.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+                raise too_large_answer(self._address, None, self._max_message_size) from error
             raise TransportError(f"the WebSocket connection to {self._address} failed: {error}")
         raise ProtocolError(f"{self._address} sent a {message.type.name} frame where DataRequest frames were expected")
 
@@ -63,11 +65,11 @@ class WebSocketTransport(AiohttpTransport):
     schemes = ("ws", "wss")
     path = "/"
 
-    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
+    async def _connect(self, headers: Dict[str, str]) -> aiohttp.ClientWebSocketResponse:
         try:
             with anyio.fail_after(self._connect_timeout):  # a server that never completes the handshake
                 socket = await self._get_session().ws_connect(
-                    self._url, protocols=("bytes",), headers=self._headers, max_msg_size=MAX_MESSAGE_SIZE
+                    self._url, protocols=("bytes",), headers=headers, max_msg_size=self._options.max_message_size
                 )
         except TimeoutError:
             raise ConnectError(
@@ -84,10 +86,10 @@ class WebSocketTransport(AiohttpTransport):
         return socket
 
     @asynccontextmanager
-    async def open_stream(self) -> AsyncIterator[DuplexStream]:
-        socket = await self._connect()
+    async def open_stream(self, headers: Optional[Dict[str, str]] = None) -> AsyncIterator[DuplexStream]:
+        socket = await self._connect(self._headers_with(headers))
         try:
-            yield _WebSocketDuplex(socket, self._address)
+            yield _WebSocketDuplex(socket, self._address, self._options.max_message_size)
         finally:
             # Also when the call failed or was cancelled: close within a bound, whatever the server does.
             with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):

@@ -159,6 +159,7 @@ class GrpcFrontend:
         sequencer.finished(seq, response.SerializeToString())
 
     def _authorize(self, stream: Stream[bytes, bytes]) -> None:
+        self._stats.saw_headers(stream.metadata.items() if stream.metadata is not None else ())
         if self._token is None:
             return
         given = stream.metadata.get("authorization") if stream.metadata is not None else None

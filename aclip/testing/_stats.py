@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-__all__ = ["ServerStats"]
+__all__ = ["HEADERS_KEPT", "ServerStats"]
+
+#: How many calls' headers :attr:`ServerStats.headers_seen` keeps.
+HEADERS_KEPT = 50
 
 
 @dataclasses.dataclass
@@ -49,6 +52,9 @@ class ServerStats:
     requests_unanswered: int = 0
     #: ``fail_status`` / ``grpc_status``: HTTP POSTs and gRPC calls failed on purpose with that status.
     status_failures: int = 0
+    #: The headers (HTTP, WebSocket) or metadata (gRPC) of the most recent calls, oldest first, names in
+    #: lower case: what a client really sent. At most :data:`HEADERS_KEPT` calls are kept.
+    headers_seen: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition()  # not a field: asdict() and replace() ignore it
@@ -66,6 +72,20 @@ class ServerStats:
             with self._changed:
                 self.calls_open -= 1
                 self._changed.notify_all()
+
+    def saw_headers(self, headers: Iterable[tuple[str, object]]) -> None:
+        """Keep one call's headers or metadata in :attr:`headers_seen` (text values only).
+
+        Example::
+
+            >>> stats = ServerStats()
+            >>> stats.saw_headers([("X-Team", "search"), ("data-bin", b"\\x00")])
+            >>> stats.headers_seen
+            [{'x-team': 'search'}]
+        """
+        seen = {name.lower(): value for name, value in headers if isinstance(value, str)}
+        with self._changed:
+            self.headers_seen = [*self.headers_seen[-(HEADERS_KEPT - 1) :], seen]
 
     def add(self, counter: str, amount: int = 1) -> None:
         """Add to ``counter`` and wake :meth:`wait_for` (the fault counters are counted this way).

@@ -189,6 +189,7 @@ class WebFrontend(abc.ABC):
 
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         with self.stats.track_call():
+            self.stats.saw_headers(request.headers.items())
             if self._token is not None and not token_matches(request.headers.get("Authorization"), self._token):
                 self.stats.calls_rejected += 1
                 logger.info(
