@@ -46,6 +46,7 @@ from ._constants import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_PREFETCH,
+    DEFAULT_READY_TIMEOUT,
     DEFAULT_TIMEOUT,
     MAX_MESSAGE_SIZE,
     NOT_GIVEN,
@@ -53,7 +54,7 @@ from ._constants import (
     NotGiven,
 )
 from ._document import Document, DocumentList
-from ._errors import ClientClosedError, InputTypeError
+from ._errors import AclipError, ClientClosedError, InputTypeError
 from ._groups import BaseExceptionGroup, first_error
 from ._inputs import InputMode
 from ._parts import Collected, Part
@@ -790,6 +791,45 @@ class AsyncClient:
             total=_length(content),
             with_matches=True,
         )
+
+    async def ais_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> bool:
+        """Whether every server is ready to serve calls, asked of its gateway's readiness probe (dry run).
+
+        gRPC calls ``jina.JinaGatewayDryRunRPC/dry_run``, HTTP ``GET /dry_run``, WebSocket the ``/dry_run``
+        socket. A real gateway runs an empty request through its executors, so a live gateway in front of
+        a dead model is not ready; such a gateway usually never answers, and so the answer is False after
+        ``timeout`` seconds at most (default 5). Never raises for an unreachable or refusing server.
+
+        Example::
+
+            if not await client.ais_ready(timeout=2):
+                raise RuntimeError("the CLIP server is not ready")
+        """
+        return all(reason is None for reason in await self.readiness(timeout))
+
+    async def readiness(self, timeout: float = DEFAULT_READY_TIMEOUT) -> List[Optional[str]]:
+        """For each server, in order: None when it is ready, else why not (one line, never raises).
+
+        Example::
+
+            for url, reason in zip(urls, await client.readiness()):
+                print(url, reason or "ready")
+        """
+        wait = _checked_timeout(timeout)
+        transports = self._loop_transports()
+        reasons: List[Optional[str]] = [f"no answer within {wait:g} s"] * len(transports)
+
+        async def ask(index: int, transport: Any) -> None:
+            try:
+                with anyio.move_on_after(wait):
+                    reasons[index] = await transport.check_ready()
+            except AclipError as err:
+                reasons[index] = str(err)
+
+        async with anyio.create_task_group() as tasks:
+            for index, transport in enumerate(transports):
+                tasks.start_soon(ask, index, transport)
+        return reasons
 
     async def aprofile(self, content: str = "", *, show: bool = True) -> Dict[str, float]:
         """Time one request and break the time down by the server's own route timestamps.

@@ -13,6 +13,8 @@ TOKEN_ENVIRONMENT_VARIABLE = "CLIP_AUTH_TOKEN"
 MAX_MESSAGE_SIZE = 1024 * 1024 * 1024
 #: Seconds a request may wait for its answer before the call fails with RequestTimeoutError (None: no bound).
 DEFAULT_TIMEOUT = 120.0
+#: Seconds a readiness check (is_ready) waits for the gateway's dry run before answering False.
+DEFAULT_READY_TIMEOUT = 5.0
 #: How often a stream that failed transiently is retried (idempotent endpoints only).
 DEFAULT_MAX_RETRIES = 2
 

@@ -10,10 +10,12 @@ from typing import Any
 
 from grpclib.encoding.base import CodecBase
 
-__all__ = ["JINA_CALL", "RawBytesCodec"]
+__all__ = ["JINA_CALL", "JINA_DRY_RUN", "RawBytesCodec"]
 
 #: The bidirectional streaming method every Jina gateway serves.
 JINA_CALL = "/jina.JinaRPC/Call"
+#: The gateway's readiness probe: unary, ``google.protobuf.Empty`` in, ``jina.StatusProto`` out.
+JINA_DRY_RUN = "/jina.JinaGatewayDryRunRPC/dry_run"
 
 
 class RawBytesCodec(CodecBase):

@@ -45,6 +45,7 @@ from ._constants import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_PREFETCH,
+    DEFAULT_READY_TIMEOUT,
     DEFAULT_TIMEOUT,
     MAX_MESSAGE_SIZE,
     NOT_GIVEN,
@@ -887,6 +888,34 @@ class Client:
             on_error=on_error,
             on_always=on_always,
         )
+
+    def is_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> bool:
+        """Whether every server is ready; blocking. See :meth:`AsyncClient.ais_ready`.
+
+        Example::
+
+            client.is_ready(timeout=2)   # True, or False within about 2 s
+        """
+        return self._run(self._async.ais_ready, timeout)
+
+    async def ais_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> bool:
+        """:meth:`AsyncClient.ais_ready` on the caller's own event loop.
+
+        Example::
+
+            ready = await client.ais_ready()
+        """
+        self._check_open()
+        return await self._async.ais_ready(timeout)
+
+    def readiness(self, timeout: float = DEFAULT_READY_TIMEOUT) -> List[Optional[str]]:
+        """For each server, None when it is ready, else why not; blocking. See :meth:`AsyncClient.readiness`.
+
+        Example::
+
+            client.readiness()   # [None] for one ready server
+        """
+        return self._run(self._async.readiness, timeout)
 
     def profile(self, content: str = "", *, show: bool = True) -> Dict[str, float]:
         """Time one request and print where the time went; blocking. See :meth:`AsyncClient.aprofile`.

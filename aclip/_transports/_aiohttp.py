@@ -59,7 +59,8 @@ class AiohttpTransport(Transport):
     def __init__(self, address: ServerAddress, options: TransportOptions) -> None:
         self._address = address
         host = f"[{address.host}]" if ":" in address.host else address.host
-        self._url = f"{self.schemes[1] if address.tls else self.schemes[0]}://{host}:{address.port}{self.path}"
+        self._base_url = f"{self.schemes[1] if address.tls else self.schemes[0]}://{host}:{address.port}"
+        self._url = self._base_url + self.path
         self._options = options
         self._headers = {**self.extra_headers, **options.headers}
         self._connect_timeout = options.connect_timeout

@@ -71,6 +71,13 @@ class Transport(abc.ABC):
         leaving the context closes (or cancels) it."""
 
     @abc.abstractmethod
+    async def check_ready(self) -> Optional[str]:
+        """Ask the gateway's readiness probe (``dry_run``): None when ready, else why not.
+
+        Network failures raise aclip's errors, as a call would; the caller bounds the wait.
+        """
+
+    @abc.abstractmethod
     async def aclose(self) -> None:
         """Close every connection. The transport is not used afterwards."""
 

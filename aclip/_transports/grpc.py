@@ -25,7 +25,7 @@ from .._errors import (
     TLSError,
     TransportError,
 )
-from .._grpc_codec import JINA_CALL, RawBytesCodec
+from .._grpc_codec import JINA_CALL, JINA_DRY_RUN, RawBytesCodec
 from .base import DuplexStream, Received, Transport, TransportOptions, too_large_answer
 
 __all__ = ["GrpcTransport"]
@@ -173,6 +173,20 @@ class GrpcTransport(Transport):
             # grpclib's own exit (the trailers after a clean end, or the status behind a reset) and a stream
             # reset met by the duplex methods arrive here.
             _raise_translated(err, self._address)
+
+    async def check_ready(self) -> Optional[str]:
+        from .._health import reason_from_proto
+
+        stream = self._get_channel().request(
+            JINA_DRY_RUN, Cardinality.UNARY_UNARY, bytes, bytes, metadata=self._metadata
+        )
+        try:
+            async with stream:
+                await stream.send_message(b"", end=True)  # google.protobuf.Empty
+                answer = await stream.recv_message()
+        except _TRANSLATED as err:
+            _raise_translated(err, self._address)
+        return reason_from_proto(answer or b"")
 
     async def aclose(self) -> None:
         channel, self._channel = self._channel, None

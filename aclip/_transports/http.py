@@ -136,6 +136,23 @@ class HttpTransport(AiohttpTransport):
     path = "/post"
     extra_headers: ClassVar[Dict[str, str]] = {"Content-Type": _JSON, "Accept": _JSON}
 
+    async def check_ready(self) -> Optional[str]:
+        """``GET /dry_run``: the status as JSON."""
+        from .._health import reason_from_json
+        from .._jsonwire import JsonError, loads
+
+        try:
+            async with self._get_session().get(self._base_url + "/dry_run", headers=self._headers) as answer:
+                body = await answer.read()
+                if not 200 <= answer.status < 300:
+                    raise status_error(self._address, answer.status, body)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            raise translate_error(err, self._address) from err
+        try:
+            return reason_from_json(loads(body))
+        except JsonError:
+            return f"the readiness answer is not JSON: {body[:200]!r}"
+
     @asynccontextmanager
     async def open_stream(self, headers: Optional[Dict[str, str]] = None) -> AsyncIterator[DuplexStream]:
         session = self._get_session()

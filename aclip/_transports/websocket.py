@@ -65,11 +65,34 @@ class WebSocketTransport(AiohttpTransport):
     schemes = ("ws", "wss")
     path = "/"
 
-    async def _connect(self, headers: Dict[str, str]) -> aiohttp.ClientWebSocketResponse:
+    async def check_ready(self) -> Optional[str]:
+        """``GET /dry_run``: one empty message out, the status back as one binary frame."""
+        from .._health import reason_from_proto
+
+        socket = await self._connect(self._headers, url=self._base_url + "/dry_run")
+        try:
+            try:
+                await socket.send_bytes(b"")
+                message = await socket.receive()
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+                raise translate_error(err, self._address) from err
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):
+                await socket.close()
+        if message.type == aiohttp.WSMsgType.BINARY:
+            return reason_from_proto(message.data)
+        if message.type in _CLOSING:
+            return f"the gateway closed the readiness probe: {socket.close_code} {message.extra or ''}".strip()
+        return f"the readiness answer is a {message.type.name} frame, not a status"
+
+    async def _connect(self, headers: Dict[str, str], *, url: Optional[str] = None) -> aiohttp.ClientWebSocketResponse:
         try:
             with anyio.fail_after(self._connect_timeout):  # a server that never completes the handshake
                 socket = await self._get_session().ws_connect(
-                    self._url, protocols=("bytes",), headers=headers, max_msg_size=self._options.max_message_size
+                    url or self._url,
+                    protocols=("bytes",),
+                    headers=headers,
+                    max_msg_size=self._options.max_message_size,
                 )
         except TimeoutError:
             raise ConnectError(

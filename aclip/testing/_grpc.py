@@ -39,6 +39,7 @@ from grpclib.server import Server, Stream
 
 from aclip._grpc_codec import JINA_CALL, RawBytesCodec
 from aclip._pb import jina_pb2
+from aclip.testing._dry_run import JINA_DRY_RUN, dry_run_status
 from aclip.testing._executor import ReferenceExecutor
 from aclip.testing._faults import ResponseBudget
 from aclip.testing._net import listen, token_matches
@@ -79,7 +80,18 @@ class GrpcFrontend:
         self._closing = False
 
     def __mapping__(self) -> dict[str, Handler]:
-        return {JINA_CALL: Handler(self._call, Cardinality.STREAM_STREAM, bytes, bytes)}
+        return {
+            JINA_CALL: Handler(self._call, Cardinality.STREAM_STREAM, bytes, bytes),
+            JINA_DRY_RUN: Handler(self._dry_run, Cardinality.UNARY_UNARY, bytes, bytes),
+        }
+
+    async def _dry_run(self, stream: Stream[bytes, bytes]) -> None:
+        """The readiness probe: ``google.protobuf.Empty`` in (unread), a ``jina.StatusProto`` out."""
+        with self._stats.track_call():
+            self._authorize(stream)
+            await stream.recv_message()
+            status = await dry_run_status(self._executor)
+            await stream.send_message(status.SerializeToString())
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0 picks a free port) and return the port actually bound."""

@@ -43,6 +43,7 @@ from multidict import CIMultiDict
 
 from aclip._jsonwire import JsonError, dumps, loads, request_from_json, response_to_json
 from aclip._pb import jina_pb2
+from aclip.testing._dry_run import dry_run_status
 from aclip.testing._executor import ReferenceExecutor
 from aclip.testing._sequencer import DEFAULT_HOLD, ResponseSequencer
 from aclip.testing._web import INLINE_MAX_BYTES, MAX_MESSAGE_SIZE, WebFrontend, assign_ids, off_loop
@@ -94,6 +95,18 @@ class WebSocketFrontend(WebFrontend):
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self._connect)
+        app.router.add_get("/dry_run", self._dry_run)
+
+    async def _dry_run(self, request: web.Request) -> web.StreamResponse:
+        """The readiness probe: one message in (its content unread), the status out, then close."""
+        ws = web.WebSocketResponse(compress=False, timeout=CLOSE_TIMEOUT)
+        await ws.prepare(request)
+        with self.cancellable():
+            await ws.receive()
+            status = await dry_run_status(self.executor)
+            await ws.send_bytes(status.SerializeToString())
+            await ws.close(code=1000)
+        return ws
 
     async def _connect(self, request: web.Request) -> web.StreamResponse:
         json_mode = _subprotocol(request) != "bytes"
