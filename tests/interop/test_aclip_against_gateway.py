@@ -194,3 +194,10 @@ async def test_async_client_streams_many_batches(servers: Dict[str, str]) -> Non
     async with AsyncClient(servers["gateway"], timeout=60) as client:
         embeddings = await client.aencode(iter(sentences), batch_size=16, prefetch=4)
     np.testing.assert_array_equal(embeddings, np.stack([expected_text(s) for s in sentences]))
+
+
+def test_the_gateway_is_ready(servers: Dict[str, str]) -> None:
+    """The real gateway's dry run (gRPC RPC, GET /dry_run, the /dry_run socket) runs through the executor."""
+    with Client(servers["gateway"]) as client:
+        assert client.readiness(timeout=30) == [None]
+        assert client.is_ready(timeout=30) is True
