@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import weakref
@@ -196,6 +197,18 @@ class _Server(Server):
         protocol = super()._protocol_factory()
         self._protocols.add(protocol)
         return protocol
+
+    async def wait_closed(self) -> None:
+        """The handlers end first (sending their trailers), then the connections close, then the listener.
+
+        In that order because since Python 3.12.1 asyncio's ``Server.wait_closed`` also waits for every
+        connection to end, which grpclib's order (listener first) would make a wait for the clients.
+        """
+        handlers = list(self._handlers)
+        if handlers:
+            await asyncio.wait({asyncio.ensure_future(handler.wait_closed()) for handler in handlers})
+        self.close_connections()
+        await super().wait_closed()
 
     def close_connections(self) -> None:
         for protocol in list(self._protocols):
