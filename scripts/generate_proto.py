@@ -5,7 +5,7 @@ under proto/:
 
     python scripts/generate_proto.py
 
-It needs the generator pinned in the ``dev`` extra (grpcio-tools 1.62.x): code from that generator
+It needs the generator pinned in the ``proto`` extra (grpcio-tools 1.62.x): code from that generator
 imports on every protobuf runtime that pyproject allows (4.25 up to the newest), while code from newer
 generators refuses older runtimes.
 """
@@ -25,14 +25,17 @@ def main() -> int:
         import grpc_tools
         from grpc_tools import protoc
     except ImportError:
-        print("grpcio-tools is missing: pip install -e '.[dev]'", file=sys.stderr)
+        print(
+            "grpcio-tools is missing: pip install -e '.[proto]' (in a venv of its own: it pins protobuf < 5)",
+            file=sys.stderr,
+        )
         return 2
     from importlib.metadata import version
 
     found = version("grpcio-tools")
     if not found.startswith(EXPECTED_GENERATOR):
         print(
-            f"grpcio-tools {found} found, {EXPECTED_GENERATOR}x expected (see pyproject's dev extra)", file=sys.stderr
+            f"grpcio-tools {found} found, {EXPECTED_GENERATOR}x expected (see pyproject's proto extra)", file=sys.stderr
         )
         return 2
     include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
