@@ -38,6 +38,24 @@ def in_folder_with_apple(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
 SNIPPETS = section_snippets("Migrating from clip_client")
 
 
+PRODUCTION_SNIPPETS = section_snippets("Running in production")
+
+
+@pytest.mark.parametrize("snippet", PRODUCTION_SNIPPETS, ids=[f"snippet{i}" for i in range(len(PRODUCTION_SNIPPETS))])
+def test_production_snippet_runs(snippet: str, server: ReferenceServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    code = snippet.replace(README_SERVER, server.url("grpc")).replace("http://127.0.0.1:51001", server.url("http"))
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+    printed = output.getvalue()
+    expectations = re.findall(r"print\(.*\)  # (.*)", snippet)
+    assert expectations
+    for expected in expectations:
+        assert expected in printed
+
+
 def test_the_section_has_snippets() -> None:
     assert len(SNIPPETS) == 4
     assert all(README_SERVER in snippet for snippet in SNIPPETS)
