@@ -7,13 +7,12 @@ Example::
     with Client("grpc://127.0.0.1:51000") as client:
         vectors = client.encode(["she smiled, with pain", "apple.png"])   # float32 [2, 512]
 
-Transports and their libraries (grpclib, aiohttp, protobuf) are imported when a client first needs them,
-so ``import aclip`` stays light.
+``import aclip`` loads only the exceptions; the clients, Documents and their libraries (numpy, anyio) load
+when first used, and the transports' libraries (grpclib, aiohttp, protobuf) when a client first connects.
 """
 
-from ._callbacks import Response, ResponseStatus, Route
-from ._client import AsyncClient
-from ._document import Document, DocumentList, NamedScore
+import typing as _typing
+
 from ._errors import (
     AclipError,
     AuthenticationError,
@@ -30,8 +29,44 @@ from ._errors import (
     TLSError,
     TransportError,
 )
-from ._parts import Collected, Part
-from ._sync import Client
+
+if _typing.TYPE_CHECKING:  # type checkers see the real names; at run time they load on first use (below)
+    from ._callbacks import Response, ResponseStatus, Route
+    from ._client import AsyncClient
+    from ._document import Document, DocumentList, NamedScore
+    from ._parts import Collected, Part
+    from ._sync import Client
+
+#: Public names that live in modules importing numpy and anyio: loaded when first asked for, so that
+#: ``import aclip`` (a CLI's start, a web app's import) stays fast.
+_LAZY = {
+    "AsyncClient": "._client",
+    "Client": "._sync",
+    "Collected": "._parts",
+    "Document": "._document",
+    "DocumentList": "._document",
+    "NamedScore": "._document",
+    "Part": "._parts",
+    "Response": "._callbacks",
+    "ResponseStatus": "._callbacks",
+    "Route": "._callbacks",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aclip' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # once loaded, a plain module attribute
+    return value
+
+
+def __dir__() -> _typing.List[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

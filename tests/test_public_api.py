@@ -35,3 +35,18 @@ def test_import_does_not_load_transports() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert loaded.stdout.strip() == ""
+
+
+def test_import_aclip_loads_no_heavy_library() -> None:
+    """``import aclip`` stays fast (the benchmark measures it): numpy, anyio and the transports load on use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aclip; heavy = ('numpy', 'anyio', 'grpclib', 'aiohttp', 'google.protobuf', 'asyncio');"
+        "print(sorted(m for m in heavy if m in sys.modules)); aclip.Client; print('numpy' in sys.modules)"
+    )
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    loaded, numpy_after_client = finished.stdout.splitlines()
+    assert loaded == "[]"
+    assert numpy_after_client == "True"  # asking for a client loads what it needs
