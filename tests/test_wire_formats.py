@@ -77,6 +77,12 @@ def captured_http_shape() -> JsonShape:
     return shape
 
 
+def _is_repeated(descriptor: Any) -> bool:
+    """``is_repeated`` on protobuf 5.28+ (7 dropped ``label``), ``label`` before it."""
+    is_repeated = getattr(descriptor, "is_repeated", None)
+    return bool(is_repeated) if is_repeated is not None else descriptor.label == descriptor.LABEL_REPEATED
+
+
 def field_paths(message: Message, prefix: str = "") -> Set[str]:
     """The populated fields of a message, as dotted paths; repeated documents share one path."""
     paths: Set[str] = set()
@@ -85,7 +91,7 @@ def field_paths(message: Message, prefix: str = "") -> Set[str]:
         paths.add(path)
         if descriptor.message_type is None or descriptor.message_type.GetOptions().map_entry:
             continue
-        children = value if descriptor.label == descriptor.LABEL_REPEATED else [value]
+        children = value if _is_repeated(descriptor) else [value]
         for child in children:
             paths |= field_paths(child, f"{path}.")
     return paths
