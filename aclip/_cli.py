@@ -1,65 +1,126 @@
 """The ``aclip`` command line (also ``python -m aclip``).
 
-Commands:
+Commands (``aclip COMMAND --help`` lists each one's options):
 
-- ``aclip ping URL [URL ...]``: ask each server's readiness probe; one line per server, exit status 0
-  when all are ready, 1 when one is not.
+``aclip encode INPUT... [--file F] [--output OUT]``
+    Embed sentences and images. An input is a sentence or an image, detected as ``Client.encode`` detects
+    strings (a name ending in an image extension is an image file; ``http(s)://`` URLs and ``data:image/``
+    URIs are images too). A quoted wildcard image path is a glob, expanded by aclip in sorted order
+    (``'images/*.png'``, ``'photos/**/*.jpg'``). ``--file F`` adds one input per line of F (``-``: standard
+    input; blank lines are skipped). An image path or glob that names no file is an error before anything
+    is sent. ``--output out.npy`` writes a numpy float32 array, one row per input in input order;
+    ``--output out.jsonl`` (or no ``--output``: standard output) writes JSON lines
+    ``{"input": ..., "embedding": [...]}``::
 
-Errors are one line on standard error and a non-zero exit status (2 for a bad command line or option),
-never a traceback.
+        $ aclip encode "a photo of a cat" 'images/*.png' --output vectors.npy
+        wrote 3 embeddings of 512 dimensions to vectors.npy
+        $ find photos -name '*.jpg' | aclip encode --file - > vectors.jsonl
 
-Example::
+``aclip rank QUERY CANDIDATE...``
+    Score each candidate against the query (sentences and images, globs too) and print them best first,
+    with ``clip_score`` (softmax over the candidates) and ``clip_score_cosine``; ``--json`` for one JSON
+    object ``{"query": ..., "matches": [{"candidate", "clip_score", "clip_score_cosine"}, ...]}``::
 
-    $ aclip ping grpc://127.0.0.1:51000 --timeout 2
-    grpc://127.0.0.1:51000: ready (4.2 ms)
+        $ aclip rank photo.png "a cat" "a dog" "a room"
+        clip_score     cosine  candidate
+          0.973205   0.312210  a cat
+          ...
+
+``aclip index INPUT... [--file F]``
+    Embed the inputs (as for ``encode``) and store them in the server's index; prints how many::
+
+        $ aclip index "she smiled, with pain" 'images/*.png'
+        indexed 3 inputs
+
+``aclip search QUERY [--limit N]``
+    The ``N`` (default 10) indexed documents nearest to the query, nearest first: the cosine distance
+    (lower is closer) and the document's text or uri; ``--json`` for ``{"query": ..., "matches": [{"id",
+    "text", "uri", "cosine"}, ...]}``::
+
+        $ aclip search "smile" --limit 2
+         distance  match
+         0.123456  she smiled, with pain
+         ...
+
+``aclip profile [CONTENT]``
+    Send one request (empty, or CONTENT: a sentence or an image) and print where its time went, as a tree
+    (Roundtrip, Client-server network, Server, Gateway-CLIP network, CLIP model)::
+
+        $ aclip profile "hello, world"
+
+``aclip ping URL...``
+    Ask each server's readiness probe; one line per server, exit status 1 when one is not ready::
+
+        $ aclip ping grpc://127.0.0.1:51000 --timeout 2
+        grpc://127.0.0.1:51000: ready (4.2 ms)
+
+``aclip serve [OPTIONS]``
+    Run the reference server (:mod:`aclip.testing`, a deterministic test encoder, not a CLIP model) until
+    interrupted, with the options of ``python -m aclip.testing``: ``--host``, ``--grpc-port``,
+    ``--http-port``, ``--websocket-port`` (0: a free port), ``--protocols``, ``--token``, ``--certfile``,
+    ``--keyfile``, ``--client-ca-file``, ... It prints its URLs, one a line, then serves::
+
+        $ aclip serve --grpc-port 51000 --http-port 51001 --websocket-port 51002
+        grpc://127.0.0.1:51000
+        ...
+
+Options of the commands that talk to a server (encode, rank, index, search, profile):
+
+- ``--server URL``: the server (default: the ``ACLIP_SERVER`` environment variable, else
+  ``grpc://127.0.0.1:51000``); grpc://, http://, ws:// or their TLS forms grpcs://, https://, wss://.
+- ``--token TOKEN``: the auth token (default: the ``CLIP_AUTH_TOKEN`` environment variable).
+- ``--timeout SECONDS``: how long each request may wait for its answer (default 120).
+- ``--ca-file PEM``: CA certificates to verify a TLS server with (default: the system's).
+- encode, rank, index and search also take ``--batch-size N`` (default 8), ``--prefetch N`` (requests in
+  flight, default 100) and ``--progress`` (progress bars on stderr; needs ``aclip[rich]``).
+
+Exit status: 0 on success; 1 when the client or server fails (an ``aclip.AclipError``: the server cannot
+be reached, refuses the token, reports an error, ...) or ``ping`` finds a server not ready; 2 for a bad
+command line, a missing or unreadable file, or an input that cannot be sent; 130 when interrupted. Errors
+are one line on standard error (``aclip: error: ...``; a malformed command line also gets its usage line
+first), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import time
-from typing import List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
+
+from ._cli_commands import (
+    run_encode,
+    run_index,
+    run_ping,
+    run_profile,
+    run_rank,
+    run_search,
+    run_serve,
+)
+from ._cli_inputs import UsageError
+from ._cli_parser import build_parser
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
+    "encode": run_encode,
+    "rank": run_rank,
+    "index": run_index,
+    "search": run_search,
+    "profile": run_profile,
+    "ping": run_ping,
+}
 
 
-def _parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    parser = argparse.ArgumentParser(prog="aclip", description="A client for CLIP-as-service servers.")
-    parser.add_argument("--version", action="version", version=f"aclip {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    ping = commands.add_parser("ping", help="check that servers are ready (their gateway's dry run)")
-    ping.add_argument("urls", nargs="+", metavar="URL", help="grpc://, http://, ws:// (or TLS forms) URL")
-    ping.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each answer (default 5)")
-    _add_connection_options(ping)
-    return parser
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"aclip: error: {text}"
 
 
-def _add_connection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--token", default=None, help="auth token (default: $CLIP_AUTH_TOKEN)")
-    parser.add_argument("--ca-file", default=None, help="CA certificates (PEM) to verify a TLS server with")
-
-
-def _ping(options: argparse.Namespace) -> int:
-    from . import Client
-
-    credential = {"Authorization": options.token} if options.token else None
-    tls = {"ca_file": options.ca_file} if options.ca_file else {}
-    status = EXIT_OK
-    for url in options.urls:
-        started = time.perf_counter()
-        with Client(url, credential=credential, **tls) as client:
-            [reason] = client.readiness(timeout=options.timeout)
-        elapsed = (time.perf_counter() - started) * 1000
-        if reason is None:
-            print(f"{client.server}: ready ({elapsed:.1f} ms)")
-        else:
-            print(f"{client.server}: not ready: {reason}")
-            status = EXIT_NOT_READY
+def _fail(error: BaseException, status: int) -> int:
+    print(_one_line(error), file=sys.stderr)
     return status
 
 
@@ -69,18 +130,51 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Example::
 
         main(["ping", "grpc://127.0.0.1:51000"])   # 0 when the server is ready
+        main(["encode", "a cat", "--output", "cat.npy", "--server", "grpc://127.0.0.1:51000"])
     """
+    from ._errors import AclipError, InputError
+
     args: List[str] = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
-    options = parser.parse_args(args)
+    parser = build_parser()
     try:
-        if options.command == "ping":
-            return _ping(options)
-    except (ValueError, TypeError, OSError) as err:  # bad URLs, options or files: one line, no traceback
-        print(f"aclip: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        options, extra = parser.parse_known_args(args)
+        if options.command != "serve" and extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exit_:  # --help, --version, or a usage error (already printed by argparse)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        if options.command == "serve":
+            return _serve(extra)
+        return _COMMANDS[options.command](options)
+    except InputError as err:  # an input the client cannot send (also an AclipError)
+        return _fail(err, EXIT_USAGE)
+    except AclipError as err:  # the server is down, refused the token, failed, ...
+        return _fail(err, EXIT_FAILED)
+    except BrokenPipeError:  # e.g. `aclip encode ... | head`: the reader left; say nothing more
+        _silence_stdout()
+        return EXIT_FAILED
+    except (UsageError, ValueError, TypeError, OSError, ImportError) as err:  # bad options, URLs or files
+        return _fail(err, EXIT_USAGE)
     except KeyboardInterrupt:
         print("aclip: interrupted", file=sys.stderr)
-        return 130
-    parser.error(f"unknown command {options.command!r}")
-    return EXIT_USAGE  # not reached: parser.error exits
+        return EXIT_INTERRUPTED
+    except Exception as err:  # a bug: still one line, with the exception's type to report
+        print(f"aclip: error: unexpected {type(err).__name__}: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _serve(arguments: Sequence[str]) -> int:
+    """``aclip serve``: the reference server's own command line, whose --help and usage errors exit."""
+    try:
+        return run_serve(arguments)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass

@@ -23,9 +23,9 @@ from aclip.testing._server import PROTOCOLS, ReferenceServer
 __all__ = ["main"]
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def _parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m aclip.testing",
+        prog=prog,
         description="Serve the aclip reference CLIP server (deterministic test encoder, Jina protocol).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -87,8 +87,8 @@ async def _serve(args: argparse.Namespace) -> None:
                 break
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status.
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m aclip.testing") -> int:
+    """Run the CLI (``prog`` names it in help and errors, e.g. ``aclip serve``); returns the exit status.
 
     Example::
 
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         http://127.0.0.1:40733
         ws://127.0.0.1:40735
     """
-    args = _parse_args(argv)
+    args = _parse_args(argv, prog)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # hpack logs every HTTP/2 header at DEBUG, the gRPC authorization token included: never let it.
     logging.getLogger("hpack").setLevel(max(logging.INFO, logging.getLogger().getEffectiveLevel()))
