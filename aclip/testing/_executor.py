@@ -6,6 +6,13 @@ empty ``target_executor``), the parameters echoed, two routes ``gateway`` and ``
 timestamps, and the documents with their embeddings. Frontends (gRPC, HTTP, WebSocket) only move bytes
 to and from this class.
 
+The ``gateway`` route always ends in a later whole millisecond than it started: when the work took less,
+the answer waits for the next millisecond to begin (under a millisecond) before it is stamped, and answers
+waiting for the same millisecond resume in the order they started waiting. A real gateway's hop to its
+executor takes a few milliseconds, and the upstream ``clip_client.Client.profile()`` divides by the
+gateway's span in whole milliseconds (``ToMilliseconds()``), so a shorter span would make it fail with
+``ZeroDivisionError``.
+
 Endpoints are looked up in a dispatch table, with CLIP-as-service's semantics:
 
 - ``/``, ``/encode`` and ``/encode/<model_name>`` encode, and so does any unknown endpoint (the real
@@ -119,6 +126,7 @@ class ReferenceExecutor:
         self._delay = delay
         #: The documents ``/index`` stored, searched by ``/search``.
         self.store = IndexStore()
+        self._millisecond_waits = _MillisecondWaits()  # the gateway route's end (see the module docstring)
         self._endpoints: dict[str, EndpointHandler] = {
             "/": self.encode,
             "/encode": self.encode,
@@ -194,7 +202,8 @@ class ReferenceExecutor:
             response.data.Clear()
             response.data.docs.CopyFrom(_request_docs(request, strict=False))
         executor.end_time.FromNanoseconds(clock.now())
-        gateway.end_time.FromNanoseconds(clock.now())
+        gateway_end = await self._millisecond_waits.reading_after(clock, gateway.start_time.ToNanoseconds())
+        gateway.end_time.FromNanoseconds(gateway_end)
         return response
 
     async def encode(self, docs: Docs, parameters: struct_pb2.Struct) -> None:
@@ -351,3 +360,49 @@ class _Clock:
     def now(self) -> int:
         self._last = max(self._last + 1000, time.time_ns() // 1000 * 1000)
         return self._last
+
+    def at_least(self, floor: int) -> int:
+        """A reading, moved on to ``floor`` (nanoseconds) if the wall clock is not there yet."""
+        self._last = max(self.now(), floor)
+        return self._last
+
+
+class _MillisecondWaits:
+    """Waits until the wall clock's next whole millisecond, without reordering answers.
+
+    Requests pass one at a time, in the order they got here: each first waits for the one before it on the
+    same event loop to pass, then (if its own millisecond has not ended yet) for the next millisecond. So
+    answers that were finished in arrival order still go out in it, and a request whose millisecond has
+    ended meanwhile does not wait at all.
+
+    Example::
+
+        waits = _MillisecondWaits()
+        end = await waits.reading_after(clock, start)  # end // 1_000_000 > start // 1_000_000
+    """
+
+    def __init__(self) -> None:
+        #: Per event loop, an event set once the last request to get here has passed.
+        self._last: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
+
+    async def reading_after(self, clock: _Clock, start: int) -> int:
+        """A reading of ``clock`` in a later whole millisecond than ``start`` (nanoseconds).
+
+        The wait is shorter than a millisecond. Should the event loop (whose clock is not the wall clock)
+        wake a hair early, the reading is moved on to the millisecond's first microsecond.
+        """
+        boundary = (start // 1_000_000 + 1) * 1_000_000
+        loop = asyncio.get_running_loop()
+        before, passed = self._last.get(loop), asyncio.Event()
+        self._last[loop] = passed
+        try:
+            if before is not None:
+                await before.wait()
+            reading = clock.now()
+            if reading < boundary:
+                await asyncio.sleep((boundary - reading) / 1e9)
+            return clock.at_least(boundary)
+        finally:
+            passed.set()
+            if self._last.get(loop) is passed:
+                del self._last[loop]

@@ -12,6 +12,11 @@ Bad JSON or a body of the wrong shape is 422 ``{"detail": [...]}``; ``GET /``, `
 Each POST is one request, processed as soon as it arrives (many POSTs run concurrently); ``out_of_order``
 has no meaning here. A POST still in progress when the server stops is answered 503.
 
+``GET /openapi.json`` answers a minimal OpenAPI 3.1 document (:func:`openapi_document`): each route above
+under ``paths`` with its method, a summary and its responses, no schemas. Jina's HTTP client (inside the
+upstream ``clip_client``) reads it once before its first POST and sends each request to the POST route
+named like its endpoint (``/index``, ``/search``), to ``/post`` otherwise, as it does with a real gateway.
+
 Of the server's :class:`~aclip.testing._faults.Faults` this frontend applies ``fail_status`` (every POST is
 answered with that status and ``{"detail": ...}``, its body unread) and ``close_after`` (once that many
 POSTs were answered on one keep-alive connection, the next POST on it closes the connection unanswered:
@@ -35,15 +40,22 @@ from aiohttp import web
 from aclip import __version__
 from aclip._jsonwire import JsonError, dumps, loads, request_from_json, response_to_json
 from aclip._pb import jina_pb2
+from aclip.testing._dry_run import dry_run_status
 from aclip.testing._executor import EXECUTOR_NAME
 from aclip.testing._web import INLINE_MAX_BYTES, WebFrontend, assign_ids, json_response, off_loop
 
-__all__ = ["HttpFrontend", "parse_post"]
+__all__ = ["HttpFrontend", "openapi_document", "parse_post"]
 
 logger = logging.getLogger("aclip.testing")
 
 #: POST routes of the gateway; on the ones other than /post the route is the default endpoint.
 POST_ROUTES = ("/post", "/index", "/search")
+#: GET routes besides /openapi.json, with the summaries :func:`openapi_document` gives them.
+GET_ROUTES = {
+    "/": "An empty JSON object: the server is up",
+    "/dry_run": "Readiness: a success status",
+    "/status": "The server's name and versions",
+}
 
 
 class Unprocessable(Exception):
@@ -71,6 +83,7 @@ class HttpFrontend(WebFrontend):
         app.router.add_get("/", self._root)
         app.router.add_get("/dry_run", self._dry_run)
         app.router.add_get("/status", self._status)
+        app.router.add_get("/openapi.json", self._openapi)
 
     async def _post(self, request: web.Request) -> web.StreamResponse:
         faults = self.executor.faults
@@ -114,10 +127,48 @@ class HttpFrontend(WebFrontend):
         return json_response({})
 
     async def _dry_run(self, request: web.Request) -> web.StreamResponse:
-        return json_response({"code": 0, "description": "", "exception": None})
+        with self.cancellable():
+            status = await dry_run_status(self.executor)
+        return json_response({"code": status.code, "description": status.description, "exception": None})
 
     async def _status(self, request: web.Request) -> web.StreamResponse:
         return json_response({"server": "aclip.testing", "aclip": __version__, "executor": EXECUTOR_NAME})
+
+    async def _openapi(self, request: web.Request) -> web.StreamResponse:
+        return json_response(openapi_document())
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document ``GET /openapi.json`` answers: the server's routes, without schemas.
+
+    Example::
+
+        >>> paths = openapi_document()["paths"]
+        >>> sorted(path for path, methods in paths.items() if "post" in methods)
+        ['/index', '/post', '/search']
+        >>> sorted(paths["/dry_run"])
+        ['get']
+    """
+    ok = {"description": "Successful Response", "content": {"application/json": {}}}
+    invalid = {"description": "Validation Error", "content": {"application/json": {}}}
+    paths: dict[str, Any] = {}
+    for route in POST_ROUTES:
+        endpoint = "the body's exec_endpoint" + ("" if route == "/post" else f", {route} by default")
+        operation = {
+            "summary": f"Post a data request to {endpoint}",
+            "operationId": f"post{route.replace('/', '_')}",
+            "requestBody": {"required": True, "content": {"application/json": {}}},
+            "responses": {"200": ok, "422": invalid},
+        }
+        paths[route] = {"post": operation}
+    for route, summary in GET_ROUTES.items():
+        name = route.strip("/") or "root"
+        paths[route] = {"get": {"summary": summary, "operationId": f"get_{name}", "responses": {"200": ok}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "aclip.testing reference server", "version": __version__},
+        "paths": paths,
+    }
 
 
 def parse_post(body: bytes, route: str = "/post") -> jina_pb2.DataRequestProto:
