@@ -10,7 +10,6 @@ import os
 import ssl
 import threading
 import time
-import weakref
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import (
@@ -55,6 +54,7 @@ from ._constants import (
 )
 from ._document import Document, DocumentList
 from ._errors import AclipError, ClientClosedError, InputTypeError
+from ._fork import abandon, forget_after_fork
 from ._groups import BaseExceptionGroup, first_error
 from ._inputs import InputMode
 from ._parts import Collected, Part
@@ -178,7 +178,7 @@ class AsyncClient:
         self._set_aside_until: Dict[int, float] = {}  # server index -> monotonic time it may be tried again
         self._lock = threading.Lock()
         self._closed = False
-        _LIVE_CLIENTS.add(self)
+        forget_after_fork(self)
 
     def __repr__(self) -> str:
         return f"AsyncClient({self.server!r})"
@@ -223,7 +223,7 @@ class AsyncClient:
                 for stale in [known for known in self._transports if known.is_closed()]:
                     # A loop closed without finalising: nothing can run there now, not even the finaliser
                     # of its async generator, which is therefore kept rather than collected.
-                    _ABANDONED.append(self._transports.pop(stale))
+                    abandon(self._transports.pop(stale))
                 transports = [
                     create_transport(address, options)
                     for address, options in zip(self._addresses, self._transport_options)
@@ -245,10 +245,10 @@ class AsyncClient:
             for transport in transports:
                 await transport.aclose()
 
-    def _forget_connections(self) -> None:
+    def _after_fork_in_child(self) -> None:
         """After ``os.fork()``, in the child: the parent's connections and loops are not ours to use or close."""
         self._lock = threading.Lock()
-        _ABANDONED.append(self._transports)  # kept, never closed: closing would end the parent's connections
+        abandon(self._transports)  # kept, never closed: closing would end the parent's connections
         self._transports = {}
 
     def _transports_for(self, endpoint: str) -> List[Any]:
@@ -290,7 +290,7 @@ class AsyncClient:
             elif not loop.is_closed():
                 asyncio.run_coroutine_threadsafe(entry.closer.aclose(), loop)
             else:
-                _ABANDONED.append(entry)
+                abandon(entry)
 
     @overload
     async def aencode(
@@ -1004,20 +1004,6 @@ class _LoopTransports:
         # Run it to its yield now: that registers it with the running loop's async-generator hooks.
         with contextlib.suppress(StopIteration):
             closer.__anext__().send(None)
-
-
-#: What forked children inherited and must neither use nor close (see AsyncClient._forget_connections).
-_ABANDONED: List[Any] = []
-_LIVE_CLIENTS: weakref.WeakSet[AsyncClient] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_LIVE_CLIENTS):
-        client._forget_connections()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 #: Endpoints whose batches are spread over every server; the others (index, search) use one server,

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import os
 import ssl
 import threading
-import weakref
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import (
@@ -53,6 +51,7 @@ from ._constants import (
 )
 from ._document import Document, DocumentList
 from ._errors import ClientClosedError
+from ._fork import abandon, forget_after_fork
 from ._parts import Collected, Part
 
 __all__ = ["Client"]
@@ -61,20 +60,6 @@ T = TypeVar("T")
 
 #: How long close() and an interrupted call wait for the loop thread to finish its cleanup.
 _SHUTDOWN_WAIT = 10.0
-
-
-#: Forked children's copies of loop threads that did not come along (see Client._forget_loop_thread).
-_ABANDONED: List[Any] = []
-_LIVE_CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_LIVE_CLIENTS):
-        client._forget_loop_thread()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Client:
@@ -125,12 +110,12 @@ class Client:
         self._portal_cm: Optional[AbstractContextManager[BlockingPortal]] = None
         self._portal: Optional[BlockingPortal] = None
         self._closed = False
-        _LIVE_CLIENTS.add(self)
+        forget_after_fork(self)
 
-    def _forget_loop_thread(self) -> None:
+    def _after_fork_in_child(self) -> None:
         """After ``os.fork()``, in the child: the loop thread did not come along; the next call starts one."""
         self._lock = threading.Lock()
-        _ABANDONED.append((self._portal, self._portal_cm))  # its loop never runs again here; never closed
+        abandon((self._portal, self._portal_cm))  # its loop never runs again here; never closed
         self._portal = self._portal_cm = None
 
     def __repr__(self) -> str:
