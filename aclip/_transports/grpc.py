@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Dict, NoReturn, Optional
 
 import anyio
+import anyio.lowlevel
 from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
@@ -192,3 +193,6 @@ class GrpcTransport(Transport):
         channel, self._channel = self._channel, None
         if channel is not None:
             channel.close()
+            # The socket closes in a callback the loop runs next: let it run before this returns, so a loop
+            # shutting down right after (asyncio.run's end) does not leave an unclosed socket behind.
+            await anyio.lowlevel.checkpoint()
