@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import logging
 import ssl
 import threading
+import weakref
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import (
@@ -60,6 +62,27 @@ T = TypeVar("T")
 
 #: How long close() and an interrupted call wait for the loop thread to finish its cleanup.
 _SHUTDOWN_WAIT = 10.0
+
+
+logger = logging.getLogger("aclip")
+
+#: Clients still open when the interpreter exits: their loop threads would keep it from exiting.
+_CLOSE_AT_EXIT: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _close_clients_at_exit() -> None:
+    for client in list(_CLOSE_AT_EXIT):
+        try:
+            client.close()
+        except Exception:  # at exit, a client that cannot close cleanly must not stop the others
+            logger.debug("closing %r at exit failed", client, exc_info=True)
+
+
+# Run at interpreter exit *before* non-daemon threads (a client's loop thread) are joined, which the
+# standard atexit module would run after: a client left open in a script must not hang its exit.
+_register_at_exit = getattr(threading, "_register_atexit", None)
+if _register_at_exit is not None:
+    _register_at_exit(_close_clients_at_exit)
 
 
 class Client:
@@ -111,6 +134,7 @@ class Client:
         self._portal: Optional[BlockingPortal] = None
         self._closed = False
         forget_after_fork(self)
+        _CLOSE_AT_EXIT.add(self)
 
     def _after_fork_in_child(self) -> None:
         """After ``os.fork()``, in the child: the loop thread did not come along; the next call starts one."""

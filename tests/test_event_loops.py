@@ -143,3 +143,14 @@ def test_an_async_client_used_before_fork_works_in_the_child(server: ReferenceSe
     result = asyncio.run(use_then_fork())
     assert isinstance(result, np.ndarray), result
     np.testing.assert_array_equal(result[0], expected_text("in the child"))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_script_that_never_closes_its_client_still_exits(server: ReferenceServer, protocol: str) -> None:
+    import subprocess
+    import sys
+
+    code = f"from aclip import Client\nclient = Client({server.url(protocol)!r})\nprint(client.encode(['x']).shape)\n"
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT, check=False)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip() == "(1, 512)"
