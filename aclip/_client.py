@@ -154,7 +154,7 @@ class AsyncClient:
 
         self._addresses: List[ServerAddress] = _parse_servers(server)
         token = _token_from(credential)
-        self._headers = {**({"authorization": token} if token else {}), **checked_headers(headers)}
+        sent_headers = {**({"authorization": token} if token else {}), **checked_headers(headers)}
         tls = TLSOptions(ssl_context=ssl_context, ca_file=ca_file, client_cert=client_cert, client_key=client_key)
         self._fetch_remote = bool(fetch_remote_images)
         self._timeout = _checked_timeout(timeout)
@@ -168,7 +168,7 @@ class AsyncClient:
             TransportOptions(
                 ssl_context=ssl_context_for(address, tls),
                 connect_timeout=float(connect_timeout),
-                headers=self._headers,
+                headers=sent_headers,
                 trust_env=trust_env,
                 max_message_size=self._max_message_size,
             )

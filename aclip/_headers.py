@@ -14,8 +14,6 @@ Example::
 
     >>> checked_headers({"X-Request-Source": "batch-job", "Authorization": "Bearer abc"})
     {'x-request-source': 'batch-job', 'authorization': 'Bearer abc'}
-    >>> merged({"x-a": "1", "x-b": "2"}, {"x-b": "3"})
-    {'x-a': '1', 'x-b': '3'}
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Dict, Mapping, Optional
 
-__all__ = ["Headers", "checked_headers", "merged"]
+__all__ = ["Headers", "checked_headers"]
 
 #: Header names, lower-cased, mapped to their values.
 Headers = Dict[str, str]
@@ -49,31 +47,26 @@ _RESERVED = frozenset(
 _RESERVED_PREFIXES = ("grpc-", "sec-websocket-")
 
 
-def checked_headers(headers: Optional[Mapping[str, str]], *, what: str = "headers") -> Headers:
+def checked_headers(headers: Optional[Mapping[str, str]]) -> Headers:
     """``headers`` validated, names lower-cased (None gives ``{}``); TypeError/ValueError naming the bad one."""
     if headers is None:
         return {}
     if not isinstance(headers, Mapping):
         raise TypeError(
-            f"{what} must be a dict of str to str, such as {{'X-Team': 'search'}}, not {type(headers).__name__}"
+            f"headers must be a dict of str to str, such as {{'X-Team': 'search'}}, not {type(headers).__name__}"
         )
     checked: Headers = {}
     for name, value in headers.items():
         if not isinstance(name, str) or not isinstance(value, str):
-            raise TypeError(f"{what} must map str to str; {name!r}: {value!r} is not")
+            raise TypeError(f"headers must map str to str; {name!r}: {value!r} is not")
         key = name.strip().lower()
         if not _TOKEN.match(key):
-            raise ValueError(f"{what}: {name!r} is not a valid header name (letters, digits and -_.!#$%&'*+^`|~)")
+            raise ValueError(f"headers: {name!r} is not a valid header name (letters, digits and -_.!#$%&'*+^`|~)")
         if key in _RESERVED or key.startswith(_RESERVED_PREFIXES):
-            raise ValueError(f"{what}: {name!r} is set by the protocol itself and cannot be given")
+            raise ValueError(f"headers: {name!r} is set by the protocol itself and cannot be given")
         if key.endswith("-bin"):
-            raise ValueError(f"{what}: {name!r} is binary gRPC metadata, which aclip does not send; use a text name")
+            raise ValueError(f"headers: {name!r} is binary gRPC metadata, which aclip does not send; use a text name")
         if any(c in value for c in "\r\n\0"):
-            raise ValueError(f"{what}: the value of {name!r} contains a line break or NUL")
+            raise ValueError(f"headers: the value of {name!r} contains a line break or NUL")
         checked[key] = value
     return checked
-
-
-def merged(base: Headers, extra: Headers) -> Headers:
-    """``base`` with ``extra`` on top (both already checked); ``base`` itself is not changed."""
-    return {**base, **extra} if extra else base
