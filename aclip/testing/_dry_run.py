@@ -20,8 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
-
 from aclip._pb import jina_pb2
 from aclip.testing._executor import ReferenceExecutor
 
@@ -33,7 +31,5 @@ JINA_DRY_RUN = "/jina.JinaGatewayDryRunRPC/dry_run"
 
 async def dry_run_status(executor: ReferenceExecutor) -> jina_pb2.StatusProto:
     """SUCCESS, or never (until cancelled) while the executor's ``never_answer`` fault is on."""
-    if executor.faults.never_answer:
-        executor.stats.add("requests_unanswered")
-        await asyncio.Event().wait()  # nobody sets it: until cancelled
+    await executor.hang_while_dead()
     return jina_pb2.StatusProto(code=jina_pb2.StatusProto.SUCCESS)

@@ -160,6 +160,12 @@ class ReferenceExecutor:
                 endpoint = base
         return self._endpoints.get(endpoint, self.encode)
 
+    async def hang_while_dead(self) -> None:
+        """With ``faults.never_answer`` (a dead model), wait until cancelled; otherwise return at once."""
+        if self.faults.never_answer:
+            self.stats.add("requests_unanswered")
+            await asyncio.Event().wait()  # nobody sets it: until cancelled
+
     async def handle(self, request: jina_pb2.DataRequestProto) -> jina_pb2.DataRequestProto:
         """Process one request; exceptions become an error response, never propagate (except cancellation).
 
@@ -167,9 +173,7 @@ class ReferenceExecutor:
         """
         self._requests_handled += 1
         number = self._requests_handled  # before any await: requests are numbered in the order they arrive
-        if self.faults.never_answer:
-            self.stats.add("requests_unanswered")
-            await asyncio.Event().wait()  # nobody sets it: until cancelled
+        await self.hang_while_dead()
         clock = _Clock()
         response = jina_pb2.DataRequestProto()
         gateway = response.routes.add(executor="gateway")
