@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import ssl
-from typing import AsyncContextManager, ClassVar, Dict, Mapping, Optional, Tuple
+from typing import AsyncContextManager, Callable, ClassVar, Dict, Mapping, Optional, Tuple
 
 from .._address import ServerAddress
 from .._constants import DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE
 from .._errors import MessageTooLargeError
 
-__all__ = ["DuplexStream", "Received", "Transport", "TransportOptions", "too_large_answer"]
+__all__ = [
+    "DuplexStream",
+    "Received",
+    "StreamDeadline",
+    "Transport",
+    "TransportOptions",
+    "no_deadline",
+    "too_large_answer",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +52,18 @@ class TransportOptions:
 Received = Tuple[Optional[str], bytes]
 
 
+#: Asked when a wait of a stream starts (connecting, a handshake, the trailers): the time on anyio's clock by
+#: which that wait must end, i.e. the deadline of the request it serves (``math.inf``: no bound). The
+#: transport ends the wait by the earlier of that and its own limit (see :func:`aclip._deadline.bounded`);
+#: when the deadline ends it, it raises ``RequestTimeoutError`` (positions empty: the engine fills them in).
+StreamDeadline = Callable[[], float]
+
+
+def no_deadline() -> float:
+    """The StreamDeadline of a stream whose waits have no bound but their own limits."""
+    return math.inf
+
+
 class DuplexStream(abc.ABC):
     """One call's stream of request frames out and response frames in, used by two tasks at once."""
 
@@ -66,9 +87,15 @@ class Transport(abc.ABC):
     wire_format: ClassVar[str] = "protobuf"
 
     @abc.abstractmethod
-    def open_stream(self, headers: Optional[Dict[str, str]] = None) -> AsyncContextManager[DuplexStream]:
+    def open_stream(
+        self, headers: Optional[Dict[str, str]] = None, *, deadline: StreamDeadline = no_deadline
+    ) -> AsyncContextManager[DuplexStream]:
         """A duplex stream for one call, with the call's own extra ``headers`` (on top of the client's);
-        leaving the context closes (or cancels) it."""
+        leaving the context closes (or cancels) it.
+
+        Every wait the transport does for the stream (connect, TLS and WebSocket handshakes, the gRPC
+        trailers, closing) ends by the earlier of its own limit and ``deadline()`` asked when it starts.
+        """
 
     @abc.abstractmethod
     async def check_ready(self) -> Optional[str]:
