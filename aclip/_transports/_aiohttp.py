@@ -20,13 +20,17 @@ def new_session(options: TransportOptions) -> aiohttp.ClientSession:
 
     With ``trust_env`` aiohttp takes proxies from ``HTTP_PROXY``/``HTTPS_PROXY``/``WS_PROXY``/``WSS_PROXY``
     (and their lower-case forms, ``NO_PROXY`` excepted hosts) and credentials from ``~/.netrc``.
+
+    Bodies are not decompressed by aiohttp: it would inflate each chunk whole, with no bound but memory, so
+    a gzip bomb of a few hundred kB could become gigabytes before ``max_message_size`` is looked at. The
+    HTTP transport inflates them itself, within the limit (:mod:`aclip._transports.http`).
     """
     ssl_context = options.ssl_context
     connector = aiohttp.TCPConnector(limit=0, ssl=ssl_context if ssl_context is not None else False)
     wait = options.connect_timeout
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=wait, connect=wait)
     trust_env = options.trust_env
-    return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True, trust_env=trust_env)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False, trust_env=trust_env)
 
 
 def translate_error(err: BaseException, address: ServerAddress) -> AclipError:

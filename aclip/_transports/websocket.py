@@ -2,6 +2,14 @@
 
 After the last request the client sends the single byte 0x00 ("no more requests"); the server answers
 each request with one binary frame, in completion order, then closes the connection with code 1000.
+
+Every wait for a stream — connecting (TCP, TLS, the WebSocket handshake) and closing — ends by the earlier
+of its own limit (``connect_timeout``; 5 s to close) and the stream's deadline, asked when the wait starts
+(:func:`aclip._deadline.bounded`). The engine never waits for the server's close frame once every answer
+has arrived: it leaves the stream, and closing it is bounded as above.
+
+Compression (permessage-deflate) is not offered, so a server must not send compressed frames; aiohttp
+refuses those it did not negotiate (3.9 inflates them, but no further than ``max_msg_size``).
 """
 
 from __future__ import annotations
@@ -14,15 +22,17 @@ import aiohttp
 import anyio
 
 from .._address import ServerAddress
+from .._deadline import bounded
 from .._errors import ConnectError, ProtocolError, TransportError
 from ._aiohttp import AiohttpTransport, translate_error
-from .base import DuplexStream, Received, too_large_answer
+from .base import DuplexStream, Received, StreamDeadline, no_deadline, too_large_answer
 from .http import status_error
 
 __all__ = ["WebSocketTransport"]
 
 #: The frame that tells a Jina gateway no more requests follow.
 END_OF_REQUESTS = b"\x00"
+#: How long closing may wait for the server's close frame (bounded further by the stream's deadline).
 _CLOSE_WAIT = 5.0
 _CLOSING = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)
 
@@ -66,10 +76,13 @@ class WebSocketTransport(AiohttpTransport):
     path = "/"
 
     async def check_ready(self) -> Optional[str]:
-        """``GET /dry_run``: one empty message out, the status back as one binary frame."""
+        """``GET /dry_run``: one empty message out, the status back as one binary frame.
+
+        Bounded by ``connect_timeout`` (to connect) and by the caller (the rest), not by a call's deadline.
+        """
         from .._health import reason_from_proto
 
-        socket = await self._connect(self._headers, url=self._base_url + "/dry_run")
+        socket = await self._connect(self._headers, no_deadline, url=self._base_url + "/dry_run")
         try:
             try:
                 await socket.send_bytes(b"")
@@ -77,43 +90,57 @@ class WebSocketTransport(AiohttpTransport):
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
                 raise translate_error(err, self._address) from err
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):
-                await socket.close()
+            await _close(socket, no_deadline)
         if message.type == aiohttp.WSMsgType.BINARY:
             return reason_from_proto(message.data)
         if message.type in _CLOSING:
             return f"the gateway closed the readiness probe: {socket.close_code} {message.extra or ''}".strip()
         return f"the readiness answer is a {message.type.name} frame, not a status"
 
-    async def _connect(self, headers: Dict[str, str], *, url: Optional[str] = None) -> aiohttp.ClientWebSocketResponse:
-        try:
-            with anyio.fail_after(self._connect_timeout):  # a server that never completes the handshake
+    async def _connect(
+        self, headers: Dict[str, str], deadline: StreamDeadline, *, url: Optional[str] = None
+    ) -> aiohttp.ClientWebSocketResponse:
+        """A socket, by ``connect_timeout`` (a ConnectError) or the stream's deadline (a RequestTimeoutError),
+        whichever comes first: a server may accept TCP and never complete the TLS or WebSocket handshake."""
+        with bounded(self._connect_timeout, deadline()) as wait:
+            try:
                 socket = await self._get_session().ws_connect(
                     url or self._url,
                     protocols=("bytes",),
                     headers=headers,
                     max_msg_size=self._options.max_message_size,
+                    compress=0,  # no permessage-deflate: nothing to inflate, so nothing to bound
                 )
-        except TimeoutError:
-            raise ConnectError(
-                f"no WebSocket handshake from {self._address} within {self._connect_timeout:g} s"
-            ) from None
-        except aiohttp.WSServerHandshakeError as err:
-            raise status_error(self._address, err.status, err.message.encode()) from err
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
-            raise translate_error(err, self._address) from err
+            except aiohttp.WSServerHandshakeError as err:
+                raise status_error(self._address, err.status, err.message.encode()) from err
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+                raise translate_error(err, self._address) from err
+        if wait.expired:
+            raise wait.error(
+                own_limit=lambda: ConnectError(
+                    f"no WebSocket handshake from {self._address} within {self._connect_timeout:g} s"
+                ),
+                what=f"the WebSocket handshake with {self._address}",
+            )
         # A Jina gateway reads the subprotocol but does not echo it back; only another choice is wrong.
         if socket.protocol not in (None, "bytes"):
-            await socket.close()
+            await _close(socket, deadline)
             raise ProtocolError(f"{self._address} chose the WebSocket subprotocol {socket.protocol!r}, not 'bytes'")
         return socket
 
     @asynccontextmanager
-    async def open_stream(self, headers: Optional[Dict[str, str]] = None) -> AsyncIterator[DuplexStream]:
-        socket = await self._connect(self._headers_with(headers))
+    async def open_stream(
+        self, headers: Optional[Dict[str, str]] = None, *, deadline: StreamDeadline = no_deadline
+    ) -> AsyncIterator[DuplexStream]:
+        socket = await self._connect(self._headers_with(headers), deadline)
         try:
             yield _WebSocketDuplex(socket, self._address, self._options.max_message_size)
         finally:
-            # Also when the call failed or was cancelled: close within a bound, whatever the server does.
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):
-                await socket.close()
+            await _close(socket, deadline)
+
+
+async def _close(socket: aiohttp.ClientWebSocketResponse, deadline: StreamDeadline) -> None:
+    """Close the socket, also when the call failed or was cancelled, waiting for the server's close frame
+    no longer than ``_CLOSE_WAIT`` or the stream's deadline: past that, aiohttp drops the connection."""
+    with anyio.CancelScope(shield=True), bounded(_CLOSE_WAIT, deadline()):
+        await socket.close()
