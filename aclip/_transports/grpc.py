@@ -1,6 +1,10 @@
 """gRPC transport on grpclib: the bidirectional ``/jina.JinaRPC/Call`` stream, one channel per event loop.
 
-grpclib and OS errors are translated into aclip's errors here and nowhere else.
+grpclib and OS errors are translated into aclip's errors here and nowhere else. grpclib waits without a
+bound (for the connection, and for the trailers when a stream is left), so every such wait here runs
+under :func:`aclip._deadline.bounded`: its own limit, or the deadline of the request it serves if that
+comes first. Answers are read by :mod:`._grpc_framing`, which refuses one over ``max_message_size`` from
+its length prefix, before its body is read.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.exceptions import ProtocolError as GrpclibProtocolError
 
 from .._address import ServerAddress
+from .._deadline import bounded
 from .._errors import (
     AclipError,
     AuthenticationError,
@@ -27,10 +32,20 @@ from .._errors import (
     TransportError,
 )
 from .._grpc_codec import JINA_CALL, JINA_DRY_RUN, RawBytesCodec
-from .base import DuplexStream, Received, Transport, TransportOptions, too_large_answer
+from ._grpc_framing import read_message
+from .base import DuplexStream, Received, StreamDeadline, Transport, TransportOptions, no_deadline
 
 __all__ = ["GrpcTransport"]
 
+logger = logging.getLogger("aclip")
+
+#: Seconds a stream waits for the server's trailers once the server has nothing more to say (every answer
+#: arrived, or it ended the stream), unless the request's deadline comes first. A server that sends no
+#: trailers is then reset: the answers are in, so the call does not fail for it.
+TRAILERS_GRACE = 5.0
+
+#: The most a readiness answer (a status message of a few bytes) may announce before it is refused.
+_READINESS_ANSWER_LIMIT = 1024 * 1024
 _UNREACHABLE = frozenset({Status.UNAVAILABLE})
 
 
@@ -64,23 +79,37 @@ _TRANSLATED = (GRPCError, StreamTerminatedError, GrpclibProtocolError, OSError)
 _TRANSLATED_AT_ONCE = (GRPCError, GrpclibProtocolError, OSError)
 
 
+class _TrailersGivenUp(Exception):
+    """Raised inside grpclib's stream context to leave it without its unbounded wait for the trailers
+    (grpclib's exit waits only when no error is propagating, and resets the stream on the way out)."""
+
+
 class _GrpcDuplex(DuplexStream):
     def __init__(
-        self, stream: Stream[bytes, bytes], address: ServerAddress, connect_timeout: float, max_message_size: int
+        self,
+        stream: Stream[bytes, bytes],
+        address: ServerAddress,
+        options: TransportOptions,
+        deadline: StreamDeadline,
     ) -> None:
         self._stream = stream
         self._address = address
-        self._connect_timeout = connect_timeout
-        self._max_message_size = max_message_size
+        self._connect_timeout = options.connect_timeout
+        self._max_message_size = options.max_message_size
+        self._deadline = deadline
         self._started = anyio.Event()
         self._ended = False
+        self._trailers_waited = False
+        self._trailers_missing = False  # the server sent none within the bound: the stream is to be reset
 
     async def _start(self) -> None:
-        try:
-            with anyio.fail_after(self._connect_timeout):
-                await self._stream.send_request()
-        except TimeoutError:
-            raise ConnectError(f"cannot connect to {self._address} within {self._connect_timeout:g} s") from None
+        with bounded(self._connect_timeout, self._deadline()) as wait:
+            await self._stream.send_request()
+        if wait.expired:
+            raise wait.error(
+                own_limit=lambda: ConnectError(f"cannot connect to {self._address} within {self._connect_timeout:g} s"),
+                what=f"connecting to {self._address}",
+            )
         self._started.set()
 
     async def send(self, request_id: str, frame: bytes) -> None:
@@ -104,17 +133,44 @@ class _GrpcDuplex(DuplexStream):
     async def receive(self) -> Optional[Received]:
         await self._started.wait()  # grpclib cannot receive before the request headers went out
         try:
-            message = await self._stream.recv_message()
+            message = await read_message(self._stream, self._address, self._max_message_size)
             if message is not None:
-                if len(message) > self._max_message_size:  # grpclib has read it: checked as early as it can be
-                    raise too_large_answer(self._address, len(message), self._max_message_size)
                 return None, message
             if not self._ended:
                 raise TransportError(f"{self._address} ended the call before aclip had sent all of its requests")
-            await self._stream.recv_trailing_metadata()
+            await self.wait_for_trailers()
             return None
         except _TRANSLATED_AT_ONCE as err:
             _raise_translated(err, self._address)
+
+    async def wait_for_trailers(self) -> None:
+        """Receive the trailers (a non-OK status in them raises), waiting at most TRAILERS_GRACE seconds and
+        never past the deadline; when they do not come, one DEBUG line says so and the stream is given up
+        (:meth:`finish` leaves it through a reset).
+
+        Only called once the server has nothing more to send: every answer arrived, or it ended the stream.
+        """
+        if self._trailers_waited or not self._started.is_set():
+            return
+        self._trailers_waited = True
+        with bounded(TRAILERS_GRACE, self._deadline()) as wait:
+            if not self._stream._recv_initial_metadata_done:
+                await self._stream.recv_initial_metadata()
+            await self._stream.recv_trailing_metadata()
+        if wait.expired:
+            self._trailers_missing = True
+            logger.debug(
+                "%s sent no gRPC trailers within %s once its answers were in; the stream is given up without them",
+                self._address,
+                f"{TRAILERS_GRACE:g} s" if wait.by_own_limit else "the request's deadline",
+            )
+
+    async def finish(self) -> None:
+        """Before a clean exit from grpclib's stream: wait for the trailers as far as the bounds allow,
+        and raise _TrailersGivenUp when they did not come, so that grpclib's exit does not wait again."""
+        await self.wait_for_trailers()
+        if self._trailers_missing:
+            raise _TrailersGivenUp
 
 
 class _DropDebugRecords(logging.Filter):
@@ -161,15 +217,20 @@ class GrpcTransport(Transport):
         return self._channel
 
     @asynccontextmanager
-    async def open_stream(self, headers: Optional[Dict[str, str]] = None) -> AsyncIterator[DuplexStream]:
+    async def open_stream(
+        self, headers: Optional[Dict[str, str]] = None, *, deadline: StreamDeadline = no_deadline
+    ) -> AsyncIterator[DuplexStream]:
         metadata = {**self._metadata, **headers} if headers else self._metadata
         if "authorization" in metadata:
             keep_token_out_of_hpack_logs()
         stream = self._get_channel().request(JINA_CALL, Cardinality.STREAM_STREAM, bytes, bytes, metadata=metadata)
-        options = self._options
+        duplex = _GrpcDuplex(stream, self._address, self._options, deadline)
         try:
             async with stream:
-                yield _GrpcDuplex(stream, self._address, options.connect_timeout, options.max_message_size)
+                yield duplex
+                await duplex.finish()  # only on a clean exit: with an error propagating grpclib does not wait
+        except _TrailersGivenUp:
+            pass  # grpclib's exit has reset the stream; the answers were all in
         except _TRANSLATED as err:
             # grpclib's own exit (the trailers after a clean end, or the status behind a reset) and a stream
             # reset met by the duplex methods arrive here.
@@ -184,7 +245,9 @@ class GrpcTransport(Transport):
         try:
             async with stream:
                 await stream.send_message(b"", end=True)  # google.protobuf.Empty
-                answer = await stream.recv_message()
+                # A status is a few bytes: a server that announces more is not buffered whole.
+                limit = min(_READINESS_ANSWER_LIMIT, self._options.max_message_size)
+                answer = await read_message(stream, self._address, limit)
         except _TRANSLATED as err:
             _raise_translated(err, self._address)
         return reason_from_proto(answer or b"")
