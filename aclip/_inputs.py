@@ -3,8 +3,8 @@
 A call's input is an iterable of ``str`` (each auto-detected as a sentence or an image) or of
 :class:`~aclip.Document`. Each item becomes an :class:`Item`: a sentence, image bytes, a tensor, or a
 uri that the server loads itself. Local files and data URIs are turned into bytes only when their batch
-is about to be sent (:func:`load_batch`, run in a worker thread), so memory holds at most the batches in
-flight, never the whole input.
+is about to be sent (:func:`load_batch`, which :mod:`aclip._loading` runs in a worker thread it can
+abandon), so memory holds at most the batches in flight, never the whole input.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import errno
 import itertools
+import os
+import stat
 from typing import Any, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -61,8 +64,8 @@ class Kind(enum.IntEnum):
     TEXT = 0  # payload: the sentence
     BLOB = 1  # payload: encoded image bytes
     TENSOR = 2  # payload: a C-contiguous ndarray [H, W, C]
-    REMOTE_URI = 3  # payload: None; the server loads ``uri`` itself
-    LOCAL_FILE = 4  # payload: the path; read by load_batch
+    REMOTE_URI = 3  # payload: None; the server loads ``uri`` (or aclip._fetch, with fetch_remote_images)
+    LOCAL_FILE = 4  # payload: the path; read by load_batch (regular files only)
     DATA_URI = 5  # payload: the data URI; decoded by load_batch
     EMPTY = 6  # payload: None; a document without content (the server returns no embedding)
 
@@ -283,56 +286,57 @@ def _loaded_kinds(fetch_remote: bool) -> Tuple[Kind, ...]:
 
 
 def needs_loading(items: Sequence[Item], *, fetch_remote: bool = False) -> bool:
-    """Whether a batch has items that :func:`load_batch` must read, fetch or decode (do that off the loop)."""
+    """Whether a batch has items to read, decode or (with ``fetch_remote``) download before it is sent.
+
+    Cheap, so that a batch of plain sentences pays nothing for loading.
+    """
     kinds = _loaded_kinds(fetch_remote)
     return any(
         item.kind in kinds or needs_loading([m for _, m in item.matches], fetch_remote=fetch_remote) for item in items
     )
 
 
-def load_batch(items: List[Item], start: int, *, fetch_remote: bool = False) -> List[Item]:
-    """Read local files and decode data URIs of one batch (matches included); blocking: run it in a thread.
+def load_batch(items: List[Item], start: int) -> List[Item]:
+    """Read the local files and decode the data URIs of one batch (matches included); blocking.
 
-    With ``fetch_remote`` the client also downloads http(s) images itself (otherwise the server does).
-    ``start`` is the input position of ``items[0]``, for error messages.
+    The engine does not call this on the event loop: :func:`aclip._loading.load_batch_items` runs it in a
+    worker thread it can abandon, and downloads remote images on the loop. ``start`` is the input position
+    of ``items[0]``, for error messages.
+
+    Example::
+
+        loaded = load_batch([classify_string("cat.png")], start=0)  # [Item(Kind.BLOB, b"\\x89PNG...", ...)]
     """
-    kinds = _loaded_kinds(fetch_remote)
-    return [_load_with_matches(item, start + offset, kinds) for offset, item in enumerate(items)]
+    return [_load_with_matches(item, start + offset) for offset, item in enumerate(items)]
 
 
-def _load_with_matches(item: Item, position: int, kinds: Tuple[Kind, ...]) -> Item:
-    loaded = _load(item, position) if item.kind in kinds else item
+def _load_with_matches(item: Item, position: int) -> Item:
+    loaded = _load(item, position) if item.kind in _LOADED_BY_CLIENT else item
     if item.matches:
-        loaded = loaded._replace(
-            matches=tuple((mid, _load_with_matches(m, position, kinds)) for mid, m in item.matches)
-        )
+        loaded = loaded._replace(matches=tuple((mid, _load_with_matches(m, position)) for mid, m in item.matches))
     return loaded
 
 
-_FETCH_TIMEOUT = 30.0
-
-
-def _download(url: str, position: int) -> bytes:
-    from urllib.error import URLError
-    from urllib.request import urlopen
-
-    try:
-        with urlopen(url, timeout=_FETCH_TIMEOUT) as answer:
-            return bytes(answer.read())
-    except (URLError, OSError, ValueError) as err:
-        raise InputError(f"input {position}: cannot fetch the image {_shown(url)}: {err}", position=position) from err
-
-
 def _load(item: Item, position: int) -> Item:
-    if item.kind == Kind.REMOTE_URI:
-        return item._replace(kind=Kind.BLOB, payload=_download(item.uri, position))
     assert isinstance(item.payload, str)
     if item.kind == Kind.DATA_URI:
         return item._replace(kind=Kind.BLOB, payload=_decode_data_uri(item.payload, position))
-    path = item.payload
+    return item._replace(kind=Kind.BLOB, payload=_read_image_file(item.payload, position))
+
+
+# Opening never blocks (a FIFO without a writer would block a plain open() for ever), never makes a
+# terminal ours, and the descriptor does not leak into child processes.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_image_file(path: str, position: int) -> bytes:
+    """The bytes of a regular file (a symlink to one included); anything else is an InputError at once.
+
+    A FIFO, a character device or a socket named like an image would block a reader for ever, or stream
+    without end: it is opened without blocking and refused on what ``fstat`` says, before any read.
+    """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        descriptor = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
         raise InputError(
             f"input {position}: {_shown(path)} looks like an image file, but there is no such file; "
@@ -340,12 +344,52 @@ def _load(item: Item, position: int) -> Item:
             position=position,
         ) from None
     except IsADirectoryError:
-        raise InputError(
-            f"input {position}: {_shown(path)} is a directory, not an image file", position=position
-        ) from None
+        raise _directory(path, position) from None
     except OSError as err:
+        if err.errno == errno.ENXIO:  # a socket, or a device without a driver
+            raise _not_regular(path, position, "a socket or a device") from None
         raise InputError(f"input {position}: cannot read image file {_shown(path)}: {err}", position=position) from err
-    return item._replace(kind=Kind.BLOB, payload=data)
+    except ValueError as err:  # a NUL character in the path
+        raise InputError(f"input {position}: {_shown(path)} is not a usable path: {err}", position=position) from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise _directory(path, position)
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, position, _special_kind(mode))
+        os.set_blocking(descriptor, True)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with open(descriptor, "rb", closefd=True) as handle:
+        try:
+            return handle.read()
+        except OSError as err:
+            raise InputError(
+                f"input {position}: cannot read image file {_shown(path)}: {err}", position=position
+            ) from err
+
+
+def _directory(path: str, position: int) -> InputError:
+    return InputError(f"input {position}: {_shown(path)} is a directory, not an image file", position=position)
+
+
+def _not_regular(path: str, position: int, kind: str) -> InputError:
+    return InputError(
+        f"input {position}: {_shown(path)} is not a regular file ({kind}); aclip reads images only from "
+        "regular files (a FIFO, device or socket could block or never end); copy the image to a file",
+        position=position,
+    )
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
 
 
 def _decode_data_uri(uri: str, position: int) -> bytes:

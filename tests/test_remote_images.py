@@ -43,7 +43,7 @@ async def test_who_downloads_the_image(server: ReferenceServer, image_host: tupl
         vectors = await client.aencode([f"{base}/cat.png"])
     np.testing.assert_array_equal(vectors[0], expected_embedding(IMAGE))
     assert len(agents) == 1
-    assert ("urllib" in agents[0]) is fetch  # the client downloads with urllib, the server with aiohttp
+    assert agents[0].startswith("aclip/") is fetch  # the client names itself; the server is plain aiohttp
 
 
 async def test_a_missing_remote_image_names_the_input(

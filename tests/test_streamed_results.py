@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import pathlib
 import threading
 from typing import Iterator, List
@@ -13,6 +12,7 @@ import anyio.to_thread
 import numpy as np
 import pytest
 
+import aclip._inputs
 from aclip import AsyncClient, Client, Document, Part
 from aclip.testing import ReferenceServer
 from tests.conftest import Endpoint
@@ -94,28 +94,35 @@ def test_sync_iterator_raises_the_servers_error(server: ReferenceServer) -> None
             list(client.encode_iter(docs, batch_size=1, prefetch=1))
 
 
-async def test_a_slow_file_read_does_not_block_the_event_loop(plain_endpoint: Endpoint, tmp_path: pathlib.Path) -> None:
-    fifo = tmp_path / "slow.png"
-    os.mkfifo(fifo)  # opening it for reading blocks until a writer comes: the slowest file there is
+async def test_a_slow_file_read_does_not_block_the_event_loop(
+    plain_endpoint: Endpoint, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that blocks (a slow network file system) blocks a worker thread, never the event loop."""
+    path = tmp_path / "slow.png"
     image = png_bytes(seed=51)
+    path.write_bytes(image)
+    ticked = threading.Event()
     ticks = 0
+    read_image_file = aclip._inputs._read_image_file
 
-    def write_the_image() -> None:
-        with open(fifo, "wb") as pipe:
-            pipe.write(image)
+    def slow_read(name: str, position: int) -> bytes:
+        assert ticked.wait(timeout=20), "the event loop did not tick while the file was being read"
+        return read_image_file(name, position)
 
-    async def tick_then_write() -> None:
+    monkeypatch.setattr(aclip._inputs, "_read_image_file", slow_read)
+
+    async def tick() -> None:
         nonlocal ticks
         for _ in range(50):
             await anyio.sleep(0)  # only possible while the loop is free
             ticks += 1
-        await anyio.to_thread.run_sync(write_the_image)
+        ticked.set()
 
     async with plain_endpoint.async_client() as client:
         with anyio.fail_after(30):
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(tick_then_write)
-                vectors = await client.aencode(["before", str(fifo), "after"], batch_size=1)
+                tasks.start_soon(tick)
+                vectors = await client.aencode(["before", str(path), "after"], batch_size=1)
     assert ticks == 50
     np.testing.assert_array_equal(vectors[1], expected_embedding(image))
 
