@@ -124,7 +124,9 @@ class AsyncClient:
     retried; index is not, since it stores. Answers are placed exactly once.
 
     An http(s) image URL goes to the server as a uri, for the server to download; with
-    ``fetch_remote_images`` the client downloads it instead (in a worker thread, as it reads files).
+    ``fetch_remote_images`` the client downloads it instead, on the event loop: image/* (or untyped) answers
+    only, at most ``max_message_size`` bytes and 30 s each, through environment proxies only with
+    ``trust_env``, and never with the client's token or headers.
 
     Example::
 
@@ -910,18 +912,22 @@ class AsyncClient:
         """One call: batches of ``items`` to ``endpoint``, each answer to ``handle`` and the callbacks."""
         from ._batches import iter_batches
         from ._codec import parameters_struct
+        from ._deadline import Deadline
         from ._progress import call_progress
         from ._streaming import CallSettings, run_stream
 
+        connection = self._transport_options[0]
         settings = CallSettings(
             endpoint=endpoint,
             parameters=parameters_struct(parameters),
             prefetch=options.prefetch,
             fetch_remote=self._fetch_remote,
-            timeout=options.timeout,
+            deadline=Deadline(options.timeout),
             max_retries=options.max_retries,
             headers=options.headers,
             max_message_size=self._max_message_size,
+            trust_env=connection.trust_env,
+            connect_timeout=connection.connect_timeout,
         )
         extra: Dict[str, Any] = {"classify": classify} if classify is not None else {}
         batches = iter_batches(items, mode=mode, batch_size=options.batch_size, collected=collected, **extra)

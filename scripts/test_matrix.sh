@@ -48,7 +48,7 @@ for cell in "${cells[@]}"; do
   "$venv/bin/python" -m pip install -q --upgrade -e '.[test]' "$requirement"
   "$venv/bin/python" -c 'import google.protobuf, numpy, sys; print(f"  Python {sys.version.split()[0]}, protobuf {google.protobuf.__version__}, numpy {numpy.__version__}")'
   echo "+ [$name] pytest"
-  if ! "$venv/bin/python" -m pytest -q -p no:cacheprovider tests; then
+  if ! "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not slow" tests; then
     echo "[$name] FAILED" >&2
     status=1
   fi
