@@ -7,15 +7,18 @@ import ssl
 from typing import ClassVar, Dict, Optional, Tuple
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .._address import ServerAddress
 from .._errors import AclipError, ConnectError, TLSError, TransportError
+from ._closing import refuse_if_closed
+from ._redirects import redirect_refusing_trace
 from .base import Transport, TransportOptions
 
-__all__ = ["AiohttpTransport", "new_session", "translate_error"]
+__all__ = ["AiohttpTransport", "hide_request_headers", "new_session", "translate_error"]
 
 
-def new_session(options: TransportOptions) -> aiohttp.ClientSession:
+def new_session(options: TransportOptions, address: ServerAddress) -> aiohttp.ClientSession:
     """A session for one event loop. The engine bounds requests in flight, so the connector does not.
 
     With ``trust_env`` aiohttp takes proxies from ``HTTP_PROXY``/``HTTPS_PROXY``/``WS_PROXY``/``WSS_PROXY``
@@ -24,19 +27,44 @@ def new_session(options: TransportOptions) -> aiohttp.ClientSession:
     Bodies are not decompressed by aiohttp: it would inflate each chunk whole, with no bound but memory, so
     a gzip bomb of a few hundred kB could become gigabytes before ``max_message_size`` is looked at. The
     HTTP transport inflates them itself, within the limit (:mod:`aclip._transports.http`).
+
+    Redirects are never followed, not even by the WebSocket handshake (see :mod:`._redirects`).
     """
     ssl_context = options.ssl_context
     connector = aiohttp.TCPConnector(limit=0, ssl=ssl_context if ssl_context is not None else False)
     wait = options.connect_timeout
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=wait, connect=wait)
-    trust_env = options.trust_env
-    return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False, trust_env=trust_env)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        trust_env=options.trust_env,
+        trace_configs=[redirect_refusing_trace(address)],
+    )
+
+
+def hide_request_headers(err: BaseException) -> None:
+    """Replace the header values an aiohttp error keeps, in place, so that it can be chained and logged.
+
+    A ClientResponseError (a refused WebSocket handshake is one) keeps the request's ``request_info``,
+    headers and all, and shows it in its repr and its args: the token and every other header value would be
+    written out with a traceback. What remains is the URL, the method, the status and the header names.
+    """
+    if not isinstance(err, aiohttp.ClientResponseError):
+        return
+    info = err.request_info
+    hidden = CIMultiDictProxy(CIMultiDict((name, "<hidden>") for name in info.headers))
+    safe = aiohttp.RequestInfo(url=info.url, method=info.method, headers=hidden, real_url=info.real_url)
+    err.request_info = safe
+    err.args = tuple(safe if arg is info else arg for arg in err.args)
 
 
 def translate_error(err: BaseException, address: ServerAddress) -> AclipError:
-    """The aclip error for an aiohttp/OS error met while talking to ``address`` (raise it ``from err``)."""
+    """The aclip error for an aiohttp/OS error met while talking to ``address`` (raise it ``from err``:
+    the header values ``err`` kept are hidden first)."""
     if isinstance(err, AclipError):
         return err
+    hide_request_headers(err)
     if isinstance(err, (aiohttp.ClientSSLError, ssl.SSLError)):
         return TLSError(f"TLS with {address} failed: {err}")
     if isinstance(err, aiohttp.ClientConnectorError):
@@ -74,8 +102,9 @@ class AiohttpTransport(Transport):
         return f"{type(self).__name__}({str(self._address)!r})"
 
     def _get_session(self) -> aiohttp.ClientSession:
+        refuse_if_closed(self, self._address)
         if self._session is None or self._session.closed:
-            self._session = new_session(self._options)
+            self._session = new_session(self._options, self._address)
         return self._session
 
     def _headers_with(self, headers: Optional[Dict[str, str]]) -> Dict[str, str]:
@@ -83,6 +112,7 @@ class AiohttpTransport(Transport):
         return {**self._headers, **headers} if headers else self._headers
 
     async def aclose(self) -> None:
+        self.mark_closed()
         session, self._session = self._session, None
         if session is not None:
             await session.close()

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class TransportOptions:
     """How a transport connects: the same for every server of a client.
 
@@ -38,6 +38,9 @@ class TransportOptions:
     lets HTTP and WebSocket use the proxy environment variables (``HTTP_PROXY``, ``HTTPS_PROXY``,
     ``NO_PROXY``, ...) and ``~/.netrc``; gRPC connects directly. ``max_message_size`` bounds each answer
     in bytes (the engine bounds the requests).
+
+    The repr shows the header names but never their values: the token is one of them, and any other
+    header may carry a credential (``X-Api-Key``), so none is written into a log line or a traceback.
     """
 
     ssl_context: Optional[ssl.SSLContext] = None
@@ -45,6 +48,18 @@ class TransportOptions:
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     trust_env: bool = False
     max_message_size: int = MAX_MESSAGE_SIZE
+
+    def __repr__(self) -> str:
+        return (
+            f"TransportOptions(ssl_context={self.ssl_context!r}, connect_timeout={self.connect_timeout!r}, "
+            f"headers={_hidden_values(self.headers)}, trust_env={self.trust_env!r}, "
+            f"max_message_size={self.max_message_size!r})"
+        )
+
+
+def _hidden_values(headers: Mapping[str, str]) -> str:
+    """``headers`` shown with their names and without their values: ``{'authorization': '<hidden>'}``."""
+    return "{" + ", ".join(f"{name!r}: '<hidden>'" for name in headers) + "}"
 
 
 #: A response frame and, when the protocol itself says which request it answers (HTTP: the POST that
@@ -86,6 +101,19 @@ class Transport(abc.ABC):
     #: How frames are encoded on this transport: "protobuf" (gRPC, WebSocket) or "json" (HTTP).
     wire_format: ClassVar[str] = "protobuf"
 
+    #: Set once closing began (:meth:`mark_closed`): from then on the transport opens no connection and no
+    #: stream, and a stream still open that fails reports ClientClosedError (see :mod:`._closing`).
+    closed: bool = False
+
+    def mark_closed(self) -> None:
+        """The first step of closing: a flag, set at once and safe from any thread (no I/O).
+
+        The client marks every transport closed before it closes any, so that a call in flight cannot
+        reconnect (a retry, another lane) while the connections are being closed; :meth:`aclose` then
+        closes them, on the transport's own event loop.
+        """
+        self.closed = True
+
     @abc.abstractmethod
     def open_stream(
         self, headers: Optional[Dict[str, str]] = None, *, deadline: StreamDeadline = no_deadline
@@ -106,7 +134,7 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def aclose(self) -> None:
-        """Close every connection. The transport is not used afterwards."""
+        """Mark the transport closed and close every connection. The transport is not used afterwards."""
 
 
 def too_large_answer(address: ServerAddress, size: Optional[int], limit: int) -> MessageTooLargeError:

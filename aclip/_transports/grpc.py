@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import ssl
-from contextlib import asynccontextmanager
-from typing import AsyncIterator, Dict, NoReturn, Optional
+from contextlib import asynccontextmanager, contextmanager
+from typing import AsyncIterator, Callable, Dict, Iterator, NoReturn, Optional
 
 import anyio
 import anyio.lowlevel
@@ -32,6 +32,7 @@ from .._errors import (
     TransportError,
 )
 from .._grpc_codec import JINA_CALL, JINA_DRY_RUN, RawBytesCodec
+from ._closing import refuse_if_closed, reported_as_closed
 from ._grpc_framing import read_message
 from .base import DuplexStream, Received, StreamDeadline, Transport, TransportOptions, no_deadline
 
@@ -91,9 +92,11 @@ class _GrpcDuplex(DuplexStream):
         address: ServerAddress,
         options: TransportOptions,
         deadline: StreamDeadline,
+        still_open: Callable[[], None],
     ) -> None:
         self._stream = stream
         self._address = address
+        self._still_open = still_open
         self._connect_timeout = options.connect_timeout
         self._max_message_size = options.max_message_size
         self._deadline = deadline
@@ -110,6 +113,7 @@ class _GrpcDuplex(DuplexStream):
                 own_limit=lambda: ConnectError(f"cannot connect to {self._address} within {self._connect_timeout:g} s"),
                 what=f"connecting to {self._address}",
             )
+        self._still_open()  # a connection grpclib completed after the client's close is not used
         self._started.set()
 
     async def send(self, request_id: str, frame: bytes) -> None:
@@ -182,11 +186,13 @@ _HPACK_LOGGERS = ("hpack.hpack", "hpack.table")
 _hpack_filter = _DropDebugRecords()
 
 
-def keep_token_out_of_hpack_logs() -> None:
-    """hpack logs every HTTP/2 header it encodes or decodes at DEBUG, the authorization token included.
+def keep_headers_out_of_hpack_logs() -> None:
+    """hpack logs every HTTP/2 header it encodes or decodes at DEBUG, values included: the token, and any
+    other header that may carry a credential.
 
-    A client that sends a token therefore silences hpack's DEBUG records (only those), so that turning on
-    DEBUG logging never writes the token out.
+    A transport that sends headers therefore silences hpack's DEBUG records (only those, process-wide, and
+    once: the filter is installed before the first request, so no request and no readiness probe can
+    write a header out, whatever logging is turned on later).
     """
     for name in _HPACK_LOGGERS:
         logger = logging.getLogger(name)
@@ -207,11 +213,14 @@ class GrpcTransport(Transport):
         self._metadata: Dict[str, str] = dict(options.headers)
         self._ssl = options.ssl_context
         self._channel: Optional[Channel] = None
+        if self._metadata:
+            keep_headers_out_of_hpack_logs()
 
     def __repr__(self) -> str:
         return f"GrpcTransport({str(self._address)!r})"
 
     def _get_channel(self) -> Channel:
+        refuse_if_closed(self, self._address)
         if self._channel is None:
             self._channel = Channel(self._address.host, self._address.port, codec=RawBytesCodec(), ssl=self._ssl)
         return self._channel
@@ -221,38 +230,59 @@ class GrpcTransport(Transport):
         self, headers: Optional[Dict[str, str]] = None, *, deadline: StreamDeadline = no_deadline
     ) -> AsyncIterator[DuplexStream]:
         metadata = {**self._metadata, **headers} if headers else self._metadata
-        if "authorization" in metadata:
-            keep_token_out_of_hpack_logs()
-        stream = self._get_channel().request(JINA_CALL, Cardinality.STREAM_STREAM, bytes, bytes, metadata=metadata)
-        duplex = _GrpcDuplex(stream, self._address, self._options, deadline)
-        try:
-            async with stream:
-                yield duplex
-                await duplex.finish()  # only on a clean exit: with an error propagating grpclib does not wait
-        except _TrailersGivenUp:
-            pass  # grpclib's exit has reset the stream; the answers were all in
-        except _TRANSLATED as err:
-            # grpclib's own exit (the trailers after a clean end, or the status behind a reset) and a stream
-            # reset met by the duplex methods arrive here.
-            _raise_translated(err, self._address)
+        if headers:
+            keep_headers_out_of_hpack_logs()
+        with reported_as_closed(self, self._address), self._closed_after_use() as channel:
+            stream = channel.request(JINA_CALL, Cardinality.STREAM_STREAM, bytes, bytes, metadata=metadata)
+            duplex = _GrpcDuplex(stream, self._address, self._options, deadline, self._still_open)
+            try:
+                async with stream:
+                    yield duplex
+                    await duplex.finish()  # only on a clean exit: with an error propagating grpclib does not wait
+            except _TrailersGivenUp:
+                pass  # grpclib's exit has reset the stream; the answers were all in
+            except _TRANSLATED as err:
+                # grpclib's own exit (the trailers after a clean end, or the status behind a reset) and a stream
+                # reset met by the duplex methods arrive here.
+                _raise_translated(err, self._address)
 
     async def check_ready(self) -> Optional[str]:
         from .._health import reason_from_proto
 
-        stream = self._get_channel().request(
-            JINA_DRY_RUN, Cardinality.UNARY_UNARY, bytes, bytes, metadata=self._metadata
-        )
-        try:
-            async with stream:
-                await stream.send_message(b"", end=True)  # google.protobuf.Empty
-                # A status is a few bytes: a server that announces more is not buffered whole.
-                limit = min(_READINESS_ANSWER_LIMIT, self._options.max_message_size)
-                answer = await read_message(stream, self._address, limit)
-        except _TRANSLATED as err:
-            _raise_translated(err, self._address)
+        with reported_as_closed(self, self._address), self._closed_after_use() as channel:
+            stream = channel.request(JINA_DRY_RUN, Cardinality.UNARY_UNARY, bytes, bytes, metadata=self._metadata)
+            try:
+                async with stream:
+                    await stream.send_message(b"", end=True)  # google.protobuf.Empty
+                    self._still_open()
+                    # A status is a few bytes: a server that announces more is not buffered whole.
+                    limit = min(_READINESS_ANSWER_LIMIT, self._options.max_message_size)
+                    answer = await read_message(stream, self._address, limit)
+            except _TRANSLATED as err:
+                _raise_translated(err, self._address)
         return reason_from_proto(answer or b"")
 
+    def _still_open(self) -> None:
+        """Called once a stream's connection is up: ClientClosedError when the transport was closed meanwhile."""
+        refuse_if_closed(self, self._address)
+
+    @contextmanager
+    def _closed_after_use(self) -> Iterator[Channel]:
+        """The channel for one stream; closed again when the stream ends after the transport was closed.
+
+        grpclib connects when a stream first sends, and :meth:`aclose` closing the channel meanwhile does not
+        stop that: the connection it completes would be used (:meth:`_still_open` refuses it) and left open,
+        with nobody to close it (closed here).
+        """
+        channel = self._get_channel()
+        try:
+            yield channel
+        finally:
+            if self.closed:
+                channel.close()
+
     async def aclose(self) -> None:
+        self.mark_closed()
         channel, self._channel = self._channel, None
         if channel is not None:
             channel.close()

@@ -9,6 +9,9 @@ decompress (see :func:`~aclip._transports._aiohttp.new_session`), aclip asks onl
 inflate within a bound (gzip and deflate, not br or zstd), and inflates them itself, never producing more
 than the limit and one byte. An answer is bounded by ``max_message_size``, an error's body by 64 KiB
 (only its ``detail`` is shown), the readiness answer by 1 MiB.
+
+Redirects are not followed (``allow_redirects=False``): a 3xx answer is an HTTPStatusError that names
+where it pointed (:mod:`._redirects`), so neither the body nor the token and headers go anywhere else.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from .._address import ServerAddress
 from .._errors import AclipError, AuthenticationError, HTTPStatusError, ProtocolError
 from .._groups import BaseExceptionGroup, first_error
 from ._aiohttp import AiohttpTransport, translate_error
+from ._closing import client_closed, reported_as_closed
+from ._redirects import is_redirect, refused_redirect
 from .base import DuplexStream, Received, StreamDeadline, no_deadline, too_large_answer
 
-__all__ = ["ACCEPTED_ENCODINGS", "HttpTransport", "read_body", "read_error_body"]
+__all__ = ["ACCEPTED_ENCODINGS", "HttpTransport", "answer_error", "read_body", "read_error_body", "status_error"]
 
 _JSON = "application/json"
 #: The Content-Encodings aclip can inflate within a bound (zlib's ``max_length``); aiohttp would also ask
@@ -168,6 +173,14 @@ def status_error(address: ServerAddress, status: int, body: bytes) -> AclipError
     return HTTPStatusError(f"{address} answered HTTP {status}: {detail}", status=status, detail=detail)
 
 
+async def answer_error(answer: aiohttp.ClientResponse, address: ServerAddress) -> AclipError:
+    """The typed error for a non-2xx answer: a redirect, which is not followed (:mod:`._redirects`), or
+    :func:`status_error` with the first part of its body."""
+    if is_redirect(answer):
+        return refused_redirect(address, answer.status, answer.headers[aiohttp.hdrs.LOCATION], answer.url)
+    return status_error(address, answer.status, await read_error_body(answer, address))
+
+
 class _HttpDuplex(DuplexStream):
     def __init__(
         self,
@@ -196,15 +209,21 @@ class _HttpDuplex(DuplexStream):
     async def _post(self, request_id: str, frame: bytes) -> None:
         outcome: _Outcome
         try:
-            async with self._session.post(self._url, data=frame, headers=self._headers) as answer:
+            post = self._session.post(self._url, data=frame, headers=self._headers, allow_redirects=False)
+            async with post as answer:
                 if 200 <= answer.status < 300:
                     outcome = (request_id, await read_body(answer, self._address, self._max_message_size))
                 else:
-                    outcome = status_error(self._address, answer.status, await read_error_body(answer, self._address))
+                    outcome = await answer_error(answer, self._address)
         except AclipError as err:
             outcome = err
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
             outcome = translate_error(err, self._address)
+            outcome.__cause__ = err
+        except RuntimeError as err:  # aiohttp's "Session is closed": the client was closed under this POST
+            if not self._session.closed:
+                raise
+            outcome = client_closed(self._address)
             outcome.__cause__ = err
         await self._outcomes_in.send(outcome)
 
@@ -246,14 +265,16 @@ class HttpTransport(AiohttpTransport):
         from .._health import reason_from_json
         from .._jsonwire import JsonError, loads
 
-        try:
-            async with self._get_session().get(self._base_url + "/dry_run", headers=self._headers) as answer:
-                if not 200 <= answer.status < 300:
-                    raise status_error(self._address, answer.status, await read_error_body(answer, self._address))
-                limit = min(READINESS_LIMIT, self._options.max_message_size)
-                body = await read_body(answer, self._address, limit)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
-            raise translate_error(err, self._address) from err
+        url = self._base_url + "/dry_run"
+        with reported_as_closed(self, self._address):
+            try:
+                async with self._get_session().get(url, headers=self._headers, allow_redirects=False) as answer:
+                    if not 200 <= answer.status < 300:
+                        raise await answer_error(answer, self._address)
+                    limit = min(READINESS_LIMIT, self._options.max_message_size)
+                    body = await read_body(answer, self._address, limit)
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+                raise translate_error(err, self._address) from err
         try:
             return reason_from_json(loads(body))
         except JsonError:
@@ -265,19 +286,20 @@ class HttpTransport(AiohttpTransport):
     ) -> AsyncIterator[DuplexStream]:
         """Nothing to wait for here: each POST connects when it is sent, and the engine bounds its answer
         (connecting included) by its request's deadline, so ``deadline`` is not needed."""
-        session = self._get_session()
-        limit = self._options.max_message_size
-        duplex: Optional[_HttpDuplex] = None
-        try:
-            async with anyio.create_task_group() as tasks:
-                duplex = _HttpDuplex(session, self._url, self._headers_with(headers), self._address, tasks, limit)
-                try:
-                    yield duplex
-                finally:
-                    tasks.cancel_scope.cancel()  # POSTs still running when the call ends are abandoned
-        except BaseExceptionGroup as group:  # the POST tasks never raise: this is the caller's own error
-            error = first_error(group)
-            raise error from error.__cause__
-        finally:
-            if duplex is not None:
-                duplex.close()
+        with reported_as_closed(self, self._address):
+            session = self._get_session()
+            limit = self._options.max_message_size
+            duplex: Optional[_HttpDuplex] = None
+            try:
+                async with anyio.create_task_group() as tasks:
+                    duplex = _HttpDuplex(session, self._url, self._headers_with(headers), self._address, tasks, limit)
+                    try:
+                        yield duplex
+                    finally:
+                        tasks.cancel_scope.cancel()  # POSTs still running when the call ends are abandoned
+            except BaseExceptionGroup as group:  # the POST tasks never raise: this is the caller's own error
+                error = first_error(group)
+                raise error from error.__cause__
+            finally:
+                if duplex is not None:
+                    duplex.close()

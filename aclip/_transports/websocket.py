@@ -8,6 +8,9 @@ of its own limit (``connect_timeout``; 5 s to close) and the stream's deadline, 
 (:func:`aclip._deadline.bounded`). The engine never waits for the server's close frame once every answer
 has arrived: it leaves the stream, and closing it is bounded as above.
 
+A redirect answering the handshake is not followed (:mod:`._redirects`): it is an HTTPStatusError naming
+where it pointed. A refused handshake is an AuthenticationError or HTTPStatusError with the status.
+
 Compression (permessage-deflate) is not offered, so a server must not send compressed frames; aiohttp
 refuses those it did not negotiate (3.9 inflates them, but no further than ``max_msg_size``).
 """
@@ -24,7 +27,8 @@ import anyio
 from .._address import ServerAddress
 from .._deadline import bounded
 from .._errors import ConnectError, ProtocolError, TransportError
-from ._aiohttp import AiohttpTransport, translate_error
+from ._aiohttp import AiohttpTransport, hide_request_headers, translate_error
+from ._closing import refuse_if_closed, reported_as_closed
 from .base import DuplexStream, Received, StreamDeadline, no_deadline, too_large_answer
 from .http import status_error
 
@@ -82,15 +86,17 @@ class WebSocketTransport(AiohttpTransport):
         """
         from .._health import reason_from_proto
 
-        socket = await self._connect(self._headers, no_deadline, url=self._base_url + "/dry_run")
-        try:
+        with reported_as_closed(self, self._address):
+            socket = await self._connect(self._headers, no_deadline, url=self._base_url + "/dry_run")
             try:
-                await socket.send_bytes(b"")
-                message = await socket.receive()
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
-                raise translate_error(err, self._address) from err
-        finally:
-            await _close(socket, no_deadline)
+                try:
+                    await socket.send_bytes(b"")
+                    message = await socket.receive()
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+                    raise translate_error(err, self._address) from err
+                refuse_if_closed(self, self._address)  # closing the session ends the socket without an error
+            finally:
+                await _close(socket, no_deadline)
         if message.type == aiohttp.WSMsgType.BINARY:
             return reason_from_proto(message.data)
         if message.type in _CLOSING:
@@ -112,6 +118,7 @@ class WebSocketTransport(AiohttpTransport):
                     compress=0,  # no permessage-deflate: nothing to inflate, so nothing to bound
                 )
             except aiohttp.WSServerHandshakeError as err:
+                hide_request_headers(err)  # it carries the handshake's headers, the token among them
                 raise status_error(self._address, err.status, err.message.encode()) from err
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
                 raise translate_error(err, self._address) from err
@@ -132,11 +139,12 @@ class WebSocketTransport(AiohttpTransport):
     async def open_stream(
         self, headers: Optional[Dict[str, str]] = None, *, deadline: StreamDeadline = no_deadline
     ) -> AsyncIterator[DuplexStream]:
-        socket = await self._connect(self._headers_with(headers), deadline)
-        try:
-            yield _WebSocketDuplex(socket, self._address, self._options.max_message_size)
-        finally:
-            await _close(socket, deadline)
+        with reported_as_closed(self, self._address):
+            socket = await self._connect(self._headers_with(headers), deadline)
+            try:
+                yield _WebSocketDuplex(socket, self._address, self._options.max_message_size)
+            finally:
+                await _close(socket, deadline)
 
 
 async def _close(socket: aiohttp.ClientWebSocketResponse, deadline: StreamDeadline) -> None:
