@@ -57,6 +57,7 @@ class Response:
         from ._codec import executor_failure
 
         self._message = message
+        self._batch = batch  # to check the documents and give them the caller's ids back, when read
         self.request_id: str = batch.request_id
         self.positions: range = batch.positions
         failure = executor_failure(message)
@@ -76,11 +77,12 @@ class Response:
 
     @property
     def docs(self) -> DocumentList:
-        """The request's documents as the server returned them (new Documents, not the caller's)."""
+        """The request's documents as the server returned them (new Documents, not the caller's), with the
+        caller's own ids (aclip's stand in for them on the wire), checked as results are."""
         if self._docs is None:
-            from ._codec import document_from_proto
+            from ._results import answer_documents
 
-            self._docs = DocumentList(document_from_proto(doc) for doc in self._documents())
+            self._docs = answer_documents(self._batch, self._documents())
         return self._docs
 
     def _documents(self) -> List[DocumentProto]:
@@ -149,6 +151,9 @@ class Callbacks:
         return self.on_error is not None or self.on_always is not None
 
     async def done(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> None:
+        from ._results import check_answer_ids
+
+        check_answer_ids(batch, docs)  # before any callback sees the answer, whether it reads .docs or not
         if self.collect is not None:
             outcome = self.collect(batch, message, docs)
             if outcome is not None:

@@ -234,8 +234,15 @@ def _struct_from_json(value: Any, target: Struct, where: str) -> None:
 
 
 def _array_from_json(value: Any, target: NdArrayProto, where: str, dtype: Optional[type]) -> None:
+    """A JSON number list as an array of ``dtype`` (embeddings: float32, as the gRPC wire carries them).
+
+    A JSON number is a double: one beyond float32's range (1e300) becomes inf here without a warning, and
+    null becomes NaN. Neither is refused here: the result handlers refuse embeddings that are not finite
+    as float32 whatever the wire (:func:`aclip._codec.check_embeddings`), so both wires share one rule.
+    """
     try:
-        array = np.asarray(_expect(value, list, where), dtype=dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = np.asarray(_expect(value, list, where), dtype=dtype)
     except (ValueError, TypeError) as err:
         raise JsonError(f"{where} must be a (nested) list of numbers: {err}") from err
     if array.dtype.kind not in "iuf":

@@ -1,21 +1,72 @@
-"""Placing answers where they belong: by the position the client assigned, never by document id.
+"""Placing answers where they belong: by the position the client assigned, never by the caller's ids.
 
 :class:`ArrayCollector` builds the [N, D] float32 array of a strings-in call; :class:`DocumentCollector`
-sets ``.embedding`` on the caller's own Documents. Both are handed each answered batch by the engine.
+sets ``.embedding`` on the caller's own Documents; :func:`answer_documents` gives callbacks new Documents.
+Each is handed an answered batch by the engine and checks it first, once per batch, never per document:
+
+- where aclip chose the documents' wire ids (:class:`~aclip._batches.ChosenIds`), the answer must carry
+  them back in the order sent (:func:`check_answer_ids`): a server that reorders a batch would otherwise
+  give misplaced rows without an error;
+- every embedding must be of a float dtype and finite as float32 (:func:`~aclip._codec.check_embeddings`).
+
+Either failure is a ProtocolError naming the input positions. Where aclip's ids were on the wire the
+caller's own come back: the caller's Documents never lose theirs, and new Documents (rank's matches,
+callbacks' ``Response.docs``) get the caller's ids, not aclip's.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, cast
 
 import numpy as np
 
-from ._codec import DataRequestProto, DocumentProto, decode_ndarray, document_from_proto, foreign_document_from_proto
+from ._batches import ChosenIds
+from ._codec import (
+    DataRequestProto,
+    DocumentProto,
+    check_embeddings,
+    decode_ndarray,
+    document_from_proto,
+    foreign_document_from_proto,
+)
 from ._document import Document, DocumentList
-from ._errors import MissingEmbeddingError, ProtocolError
+from ._errors import MissingEmbeddingError, ProtocolError, describe_positions
 from ._streaming import Batch
 
-__all__ = ["ArrayCollector", "DocumentCollector", "embedding_rows"]
+__all__ = ["ArrayCollector", "DocumentCollector", "answer_documents", "check_answer_ids", "embedding_rows"]
+
+
+def check_answer_ids(batch: Batch, docs: Sequence[DocumentProto]) -> None:
+    """ProtocolError unless the answer's documents carry the wire ids aclip chose, in the order sent.
+
+    One list comparison per batch. Where the caller's own ids went on the wire (index), there is nothing
+    to check them against: a server may give a document without an id one of its own, and answers are
+    matched by position.
+    """
+    sent = batch.ids
+    if not isinstance(sent, ChosenIds):
+        return
+    answered = [doc.id for doc in docs]
+    if answered == sent:
+        return
+    offset = next((o for o, (got, wanted) in enumerate(zip(answered, sent)) if got != wanted), len(sent))
+    if offset >= min(len(answered), len(sent)):
+        found = f"{len(answered)} documents for {len(sent)} inputs"
+    else:
+        other = {wire_id: o for o, wire_id in enumerate(sent)}.get(answered[offset])
+        found = (
+            f"input {batch.start + offset} got the document sent for input {batch.start + other}"
+            if other is not None
+            else f"input {batch.start + offset} got a document of id {answered[offset]!r}, which aclip did not send"
+        )
+    raise ProtocolError(
+        f"the server's answer for inputs {_span(batch.positions)} does not hold the documents sent, in the "
+        f"order sent ({found}); aclip refuses it rather than place results on the wrong inputs"
+    )
+
+
+def _span(positions: Sequence[int]) -> str:
+    return f"{positions[0]}..{positions[-1]}" if positions else "(none)"
 
 
 def _embedding(doc: DocumentProto, position: int) -> Optional[np.ndarray]:
@@ -27,18 +78,33 @@ def _embedding(doc: DocumentProto, position: int) -> Optional[np.ndarray]:
     return vector
 
 
+def _checked(
+    vectors: Sequence[np.ndarray], positions: Sequence[int], out: Optional[np.ndarray] = None
+) -> Optional[np.ndarray]:
+    """The vectors stacked after :func:`check_embeddings` (into ``out`` if given); None when lengths differ."""
+    return check_embeddings(vectors, lambda bad: f"inputs {describe_positions([positions[i] for i in bad])}", out=out)
+
+
+def _float32_rows(
+    vectors: Sequence[np.ndarray], positions: Sequence[int], out: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """The checked vectors as one float32 [n, D] array (``out`` if given); ProtocolError when lengths differ."""
+    stacked = _checked(vectors, positions, out)
+    if stacked is None:
+        raise ProtocolError(f"the embeddings of inputs {_span(positions)} differ in length")
+    return stacked.astype(np.float32, copy=False)
+
+
 def embedding_rows(batch: Batch, docs: List[DocumentProto]) -> np.ndarray:
     """One answered batch's embeddings as a float32 array, or MissingEmbeddingError naming the gaps."""
+    check_answer_ids(batch, docs)
     vectors = [_embedding(doc, batch.start + offset) for offset, doc in enumerate(docs)]
     missing = [batch.start + offset for offset, vector in enumerate(vectors) if vector is None]
     if missing:
         raise MissingEmbeddingError(missing, total=len(docs))
     if not vectors:
         return np.empty((0, 0), dtype=np.float32)
-    try:
-        return np.stack(vectors).astype(np.float32, copy=False)  # type: ignore[arg-type]
-    except ValueError as err:
-        raise ProtocolError(f"the embeddings of inputs {batch.start}..{batch.positions[-1]} differ in length") from err
+    return _float32_rows(cast(List[np.ndarray], vectors), batch.positions)
 
 
 class ArrayCollector:
@@ -46,7 +112,8 @@ class ArrayCollector:
 
     With a known input length the array is allocated once, at the first embedding. Otherwise rows go into
     chunks of :attr:`CHUNK_ROWS` rows (large enough to be their own memory mappings), joined at the end
-    chunk by chunk, each freed as it is copied: the resident peak stays near one result array.
+    chunk by chunk, each freed as it is copied: the resident peak stays near one result array. A batch's
+    rows are checked together and written as a block.
     """
 
     CHUNK_ROWS = 4096
@@ -61,34 +128,65 @@ class ArrayCollector:
         self._missing: List[int] = []
 
     def __call__(self, batch: Batch, response: DataRequestProto, docs: List[DocumentProto]) -> None:
+        check_answer_ids(batch, docs)
+        vectors = [_embedding(doc, batch.start + offset) for offset, doc in enumerate(docs)]
+        missing = [batch.start + offset for offset, vector in enumerate(vectors) if vector is None]
+        if not missing:
+            if vectors:
+                self._write(batch.start, cast(List[np.ndarray], vectors))
+        else:  # rare: a server leaves out empty texts; the others are placed one by one
+            present = [(batch.start + offset, vector) for offset, vector in enumerate(vectors) if vector is not None]
+            if present:
+                rows = _float32_rows([vector for _, vector in present], [position for position, _ in present])
+                for (position, _), row in zip(present, rows):
+                    self._place(position, row[np.newaxis])
+            self._missing.extend(missing)
         self._count += len(docs)
-        for offset, doc in enumerate(docs):
-            position = batch.start + offset
-            vector = _embedding(doc, position)
-            if vector is None:
-                self._missing.append(position)
-            else:
-                self._row(position, vector.shape[0])[...] = vector
 
     def mark_failed(self, batch: Batch) -> None:
         """A batch the server failed on (and on_error took): its positions have no embedding."""
         self._count += len(batch.ids)
         self._missing.extend(batch.positions)
 
-    def _row(self, position: int, dim: int) -> np.ndarray:
+    def _write(self, start: int, vectors: List[np.ndarray]) -> None:
+        """Check a whole batch's vectors and write them at positions ``start``, ``start + 1``, ...
+
+        Straight into their block of the result array (or chunk), unless they straddle two chunks.
+        """
+        positions = range(start, start + len(vectors))
+        block = self._block(start, len(vectors), self._checked_dim(start, len(vectors[0])))
+        if len(block) == len(vectors):
+            _float32_rows(vectors, positions, out=block)
+        else:
+            self._place(start, _float32_rows(vectors, positions))
+
+    def _checked_dim(self, position: int, dim: int) -> int:
         if self._dim is None:
             self._dim = dim
         elif dim != self._dim:
             raise ProtocolError(f"the embedding of input {position} has {dim} values, earlier ones {self._dim}")
+        return dim
+
+    def _place(self, start: int, rows: np.ndarray) -> None:
+        """Write ``rows`` at positions ``start``, ``start + 1``, ... (the result array, or the chunks)."""
+        dim = self._checked_dim(start, rows.shape[1])
+        done = 0
+        while done < len(rows):
+            block = self._block(start + done, len(rows) - done, dim)
+            block[...] = rows[done : done + len(block)]
+            done += len(block)
+
+    def _block(self, position: int, count: int, dim: int) -> np.ndarray:
+        """Up to ``count`` rows from ``position`` on that lie in one array (the result array, or one chunk)."""
         if position < self._base:
             if self._array is None:
                 self._array = np.empty((self._base, dim), dtype=np.float32)
-            return self._array[position]  # type: ignore[no-any-return]
+            return self._array[position : min(position + count, self._base)]
         index, row = divmod(position - self._base, self.CHUNK_ROWS)
         chunk = self._chunks.get(index)
         if chunk is None:
             chunk = self._chunks[index] = np.empty((self.CHUNK_ROWS, dim), dtype=np.float32)
-        return chunk[row]  # type: ignore[no-any-return]
+        return chunk[row : row + count]
 
     def partial(self) -> tuple[np.ndarray, List[int]]:
         """The [N, D] array with NaN rows where no embedding came, and those positions."""
@@ -120,18 +218,44 @@ class ArrayCollector:
         return joined
 
 
-def _matches_like(source: Any, matches: Iterable[DocumentProto]) -> Any:
-    """New matches of the source's own kind: our Documents in a DocumentList, or the caller's document type."""
+def _caller_match_ids(batch: Batch, offset: int, doc: DocumentProto) -> Optional[List[str]]:
+    """The caller's ids of the matches the answer gives document ``offset``, in the answer's order.
+
+    None where the matches are not the caller's (search's are stored documents, with their own ids). A
+    rank match reordered by score is found by its wire id; one aclip did not send is a ProtocolError.
+    """
+    sent = batch.ids
+    if not isinstance(sent, ChosenIds) or not sent.match_ids:
+        return None
+    wire_to_caller = sent.match_ids[offset]
+    ids = [wire_to_caller.get(match.id) for match in doc.matches]
+    if None in ids:
+        unknown = next(match.id for match, caller_id in zip(doc.matches, ids) if caller_id is None)
+        raise ProtocolError(
+            f"the server answered input {batch.start + offset} with a match of id {unknown!r}, which is none "
+            "of the matches aclip sent with it"
+        )
+    return cast(List[str], ids)
+
+
+def _matches_like(source: Any, matches: Sequence[DocumentProto], ids: Optional[List[str]]) -> Any:
+    """New matches of the source's own kind: our Documents in a DocumentList, or the caller's document type.
+
+    ``ids`` (the caller's match ids, rank) replace the wire ids the matches came back with.
+    """
+    wanted: Sequence[Optional[str]] = ids if ids is not None else [None] * len(matches)
     if isinstance(source, Document):
-        return DocumentList(document_from_proto(match) for match in matches)
-    return [foreign_document_from_proto(type(source), match) for match in matches]
+        return DocumentList(document_from_proto(match, doc_id=doc_id) for match, doc_id in zip(matches, wanted))
+    return [foreign_document_from_proto(type(source), match, doc_id=doc_id) for match, doc_id in zip(matches, wanted)]
 
 
 class DocumentCollector:
-    """Sets ``.embedding`` (a writable copy) on the caller's Documents, and a missing ``mime_type``.
+    """Sets ``.embedding`` on the caller's Documents, and ``mime_type`` where they have one and it is empty.
 
-    With ``with_matches`` (rank, search) each Document's ``matches`` becomes a new list of the server's
-    matches, in the server's order, with their scores.
+    Each embedding is a writable row of a new array of the batch's (after :func:`check_embeddings`). With
+    ``with_matches`` (rank, search) each Document's ``matches`` becomes a new list of the server's matches,
+    in the server's order, with their scores (rank's with the caller's own match ids). Nothing else of the
+    caller's objects is touched, and an optional attribute a document-like object lacks is left out.
     """
 
     def __init__(self, documents: DocumentList, *, with_matches: bool = False) -> None:
@@ -139,15 +263,43 @@ class DocumentCollector:
         self._with_matches = with_matches
 
     def __call__(self, batch: Batch, response: DataRequestProto, docs: List[DocumentProto]) -> None:
+        check_answer_ids(batch, docs)
         sources: List[Any] = batch.sources or []
+        vectors = [_embedding(doc, batch.start + offset) for offset, doc in enumerate(docs)]
+        present = [offset for offset, vector in enumerate(vectors) if vector is not None]
+        if present:
+            kept = [cast(np.ndarray, vectors[offset]) for offset in present]
+            stacked = _checked(kept, [batch.start + offset for offset in present])
+            for index, offset in enumerate(present):  # a row of the new array, or (lengths differ) a copy
+                sources[offset].embedding = stacked[index] if stacked is not None else kept[index].copy()
         for offset, (source, doc) in enumerate(zip(sources, docs)):
-            vector = _embedding(doc, batch.start + offset)
-            if vector is not None:
-                source.embedding = vector.copy()
-            if doc.mime_type and not source.mime_type:
+            if doc.mime_type and hasattr(source, "mime_type") and not source.mime_type:
                 source.mime_type = doc.mime_type
             if self._with_matches:
-                source.matches = _matches_like(source, doc.matches)
+                source.matches = _matches_like(source, doc.matches, _caller_match_ids(batch, offset, doc))
 
     def result(self) -> DocumentList:
         return self._documents
+
+
+def answer_documents(batch: Batch, docs: List[DocumentProto]) -> DocumentList:
+    """An answer's documents as new Documents (what callbacks' ``Response.docs`` are), checked once.
+
+    Where aclip's ids were on the wire, each gets its input's own id back (the caller's Document's; in
+    strings mode there is none, and aclip's stays), and rank's matches the caller's match ids. An answer
+    with another number of documents than the batch (a failed request's may be) is taken as it is.
+    """
+    if len(docs) != len(batch.ids):
+        return DocumentList(document_from_proto(doc) for doc in docs)
+    check_answer_ids(batch, docs)
+    sources = batch.sources if isinstance(batch.ids, ChosenIds) else None
+    result = DocumentList()
+    for offset, doc in enumerate(docs):
+        own_id = None if sources is None else getattr(sources[offset], "id", None) or ""
+        document = document_from_proto(doc, doc_id=own_id, name=f"input {batch.start + offset}")
+        match_ids = _caller_match_ids(batch, offset, doc)
+        if match_ids is not None:
+            for match, match_id in zip(document.matches, match_ids):
+                match.id = match_id
+        result.append(document)
+    return result

@@ -206,7 +206,9 @@ async def test_websocket_frames_fit_the_captured_format(capture: CaptureServer, 
     assert capture.frames[-1] == b"\x00" and len(capture.frames) == 3
     for frame in capture.frames[:-1]:
         message = DataRequestProto.FromString(frame)
-        assert message.SerializeToString() == frame  # nothing our schema does not know
+        # Nothing our schema does not know (unknown fields would be dropped); map entries (tags) may come back
+        # in another order, so the lengths are compared, not the bytes.
+        assert len(message.SerializeToString()) == len(frame)
         assert field_paths(message) <= allowed, field_paths(message) - allowed
         assert len(message.header.request_id) == 32
     handshake = capture.headers[0]
@@ -263,5 +265,8 @@ async def test_model_name_selects_the_endpoint_and_is_not_sent(capture: CaptureS
     assert encode["parameters"] == {"drop_image_content": False} == rank["parameters"]
     assert search["exec_endpoint"] == "/search" and search["parameters"] == {"limit": 2, "drop_image_content": True}
     assert index["exec_endpoint"] == "/index" and index["parameters"] == {"drop_image_content": True}
-    assert rank["data"][0]["matches"][0] == {"id": root.matches[0].id, "text": "m", "adjacency": 1}
+    # aclip's own ids on the wire (a CLIP server merges documents that share an id), the caller's kept
+    sent_root, [sent_match] = rank["data"][0], rank["data"][0]["matches"]
+    assert sent_match == {"id": sent_root["id"] + ".0", "text": "m", "adjacency": 1}
+    assert root.matches[0].id not in (sent_root["id"], sent_match["id"]) and root.matches[0].text == "m"
     assert parameters == {"model_name": "ViT-B-32", "drop_image_content": False}

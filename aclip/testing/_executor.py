@@ -25,6 +25,17 @@ Endpoints are looked up in a dispatch table, with CLIP-as-service's semantics:
 - ``/search`` encodes the queries and gives each the ``limit`` (default 10) nearest stored documents as
   matches, scored by cosine distance (:mod:`aclip.testing._store`, :mod:`aclip.testing._scoring`).
 
+Documents that share an id are merged as a CLIP server merges them: of the documents of one modality
+(texts; images) in one request that have the same non-empty id, only the last gets an embedding (its
+own); the others come back without one. The reason is in the real server, not in the protocol:
+``clip_server`` gathers each modality's documents in a docarray ``DocumentArray`` and sets their embeddings
+through it (``minibatch.embeddings = ...``), and docarray addresses documents by id there, so every row
+meant for ``"x"`` lands on the last ``"x"`` (measured with docarray 0.21.1, which jina 3.27's CLIP servers
+run; ``tests/interop`` shows it on a real gateway). ``/rank`` embeds roots and matches together, as the
+real ``rank`` does (``encode(docs['@r,m'])``), so there a match that lost its embedding fails the request.
+An empty id is never shared: docarray gives a document without an id a random one. Clients that reuse ids
+must not put them on the wire; the merge is here so that tests notice when they do.
+
 An exception inside a handler never fails the stream: that one response carries ``header.status`` ERROR
 with ``exception {name, args, stacks, executor}`` (the executor's route carries the same status) and the
 request's documents unchanged, without embeddings.
@@ -222,9 +233,11 @@ class ReferenceExecutor:
     async def embed(self, docs: Iterable[docarray_pb2.DocumentProto]) -> None:
         """Fill ``embedding`` (and a missing ``mime_type``) of every doc with content, as ``/encode`` does.
 
-        Docs without content are left alone; a URI is loaded, a blob that is no image raises.
+        Docs without content are left alone; a URI is loaded, a blob that is no image raises. Docs that
+        share an id are merged as a CLIP server merges them (see the module docstring): only the last of
+        each modality gets an embedding.
         """
-        jobs = [job for doc in docs if (job := await self._plan(doc)) is not None]
+        jobs = _merge_shared_ids([job for doc in docs if (job := await self._plan(doc)) is not None])
         if len(jobs) > _INLINE_MAX_DOCS or sum(job.size for job in jobs) > _INLINE_MAX_BYTES:
             await anyio.to_thread.run_sync(_run_jobs, jobs)
         else:
@@ -254,7 +267,7 @@ class ReferenceExecutor:
         """What to embed for ``doc`` (None: nothing). Loads a URI; raises for a blob that is no image."""
         content = doc.WhichOneof("content")
         if content == "text" and doc.text:
-            return _Job(doc, doc.text.encode("utf-8"), mime_type="text/plain")
+            return _Job(doc, doc.text.encode("utf-8"), mime_type="text/plain", modality="text")
         if content == "blob" and doc.blob:
             check_image(doc.blob)
             return _Job(doc, doc.blob)
@@ -272,10 +285,20 @@ class _Job:
     doc: docarray_pb2.DocumentProto
     source: bytes | docarray_pb2.NdArrayProto  # the payload, or a tensor the payload is derived from
     mime_type: str | None = None  # set on the doc when not None
+    modality: str = "image"  # or "text": a CLIP server embeds (and merges ids) by modality
 
     @property
     def size(self) -> int:
         return len(self.source) if isinstance(self.source, bytes) else len(self.source.dense.buffer)
+
+
+def _merge_shared_ids(jobs: list[_Job]) -> list[_Job]:
+    """The jobs a CLIP server carries out: of those of one modality with one non-empty id, only the last.
+
+    The others' documents get no embedding, as on a real CLIP server (see the module docstring).
+    """
+    last = {(job.modality, job.doc.id): index for index, job in enumerate(jobs) if job.doc.id}
+    return [job for index, job in enumerate(jobs) if not job.doc.id or last[(job.modality, job.doc.id)] == index]
 
 
 def _run_jobs(jobs: list[_Job]) -> None:

@@ -81,6 +81,10 @@ class ReferenceServer:
     lifetime; ``server.executor.clear_index()`` empties that index and ``server.executor.indexed_count``
     tells how many documents it holds.
 
+    Documents of one request that share an id are merged as a real CLIP server merges them: of those of
+    one modality with the same non-empty id only the last gets an embedding (``aclip.testing._executor``
+    says why).
+
     The server loads document URIs itself, local files and URLs included: bind it to a loopback address
     (the default) unless every client may read what the server's user can read.
 

@@ -12,9 +12,10 @@ Endpoints, as a CLIP server has them:
 
 - ``/``, ``/encode`` (and any other name): embed every document with content; ``drop_image_content`` drops
   blobs and tensors from the answer; a document without content (an empty text too) stays without embedding;
-- ``/rank``: embed roots and matches, score each match with ``clip_score`` (softmax of ``LOGIT_SCALE *
-  cosine`` over one root's matches) and ``clip_score_cosine``, sort by ``clip_score`` descending, drop the
-  matches' embeddings;
+  documents that share an id are merged as on a real CLIP server (see :func:`_embed`);
+- ``/rank``: embed roots and matches (all of the request's together, as CLIP servers do), score each match
+  with ``clip_score`` (softmax of ``LOGIT_SCALE * cosine`` over one root's matches) and
+  ``clip_score_cosine``, sort by ``clip_score`` descending, drop the matches' embeddings;
 - ``/index``: embed and keep the documents (upsert by id); ``/search``: embed the queries and give each the
   ``limit`` (default 10) nearest kept documents by cosine distance, ascending;
 - ``/clear`` (ours, for tests): forget the kept documents; the answer is one document whose
@@ -77,10 +78,25 @@ def _payload(doc: Document) -> Optional[bytes]:
 
 
 def _embed(docs: DocumentArray) -> None:
+    """Embed every document with content the way CLIP-as-service's executor does: through docarray.
+
+    clip_server gathers the documents of each modality in a DocumentArray of their own and sets their
+    embeddings through it (``minibatch.embeddings = ...``). docarray addresses documents by id there, so of
+    several documents that share an id only the last gets an embedding (its own) and the others none: what
+    a real CLIP server does to duplicate ids. Doing it with docarray's own code keeps that behaviour here
+    (a per-document ``doc.embedding = ...`` would hide it). clip_server does it per minibatch (32
+    documents by default); here a request's documents of one modality are one minibatch.
+    """
+    gathered = {"text": (DocumentArray(), []), "image": (DocumentArray(), [])}
     for doc in docs:
         payload = _payload(doc)
         if payload is not None:
-            doc.embedding = test_encoder(payload)
+            modality, vectors = gathered["text" if doc.text else "image"]
+            modality.append(doc)
+            vectors.append(test_encoder(payload))
+    for modality, vectors in gathered.values():
+        if vectors:
+            modality.embeddings = np.stack(vectors)
 
 
 def _cosine(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -105,12 +121,14 @@ class ClipTestExecutor(Executor):
 
     @requests(on="/rank")
     def rank(self, docs: DocumentArray, **kwargs: Any) -> DocumentArray:
+        _embed(docs["@r,m"])  # roots and matches together, as clip_server's rank does
         for root in docs:
-            _embed(DocumentArray([root]))
-            _embed(root.matches)
             if root.embedding is None or not len(root.matches):
                 continue
-            cosines = _cosine(root.embedding[None, :], root.matches.embeddings)[0]
+            candidates = root.matches.embeddings
+            if candidates is None:
+                raise ValueError(f"a match of root {root.id} has no embedding")
+            cosines = _cosine(root.embedding[None, :], candidates)[0]
             logits = LOGIT_SCALE * cosines.astype(np.float64)
             softmax = np.exp(logits - logits.max())
             softmax /= softmax.sum()
