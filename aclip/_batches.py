@@ -1,16 +1,53 @@
-"""Cutting a call's input into batches, lazily, with every item's position recorded."""
+"""Cutting a call's input into batches, lazily, with every item's position recorded and its wire id chosen."""
 
 from __future__ import annotations
 
 import itertools
 import os
-from typing import Any, Callable, Iterator, List, NoReturn, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, Tuple
 
 from ._errors import InputTypeError
-from ._inputs import InputMode, Item, classify_document, classify_string, is_document_like, mode_of
+from ._inputs import (
+    InputMode,
+    Item,
+    check_encodable,
+    classify_document,
+    classify_string,
+    document_id,
+    is_document_like,
+    mode_of,
+    text_item,
+)
 from ._streaming import Batch
 
-__all__ = ["iter_batches"]
+__all__ = ["ChosenIds", "iter_batches", "match_wire_id"]
+
+
+class ChosenIds(List[str]):
+    """The document ids aclip chose for one batch's wire: unique within the call, one per input position.
+
+    Why not the caller's own ids: a real CLIP server addresses documents by id while it embeds them, so of
+    two documents with id ``"x"`` in one request only the last gets an embedding, and a rank whose matches
+    share ids goes wrong. And ids of aclip's own let the result handlers check, with one list comparison
+    per batch, that the answer's documents are the batch's in order (a server that reorders them would
+    otherwise give misplaced rows without an error). The caller's Documents keep their own ids: only the
+    wire carries these. Where the caller's ids must stay on the wire (index stores them) the batch's ids
+    are a plain list instead, and answers are matched by position only.
+
+    ``match_ids[offset]`` maps the wire ids of the matches sent with the batch's document ``offset``
+    (rank) to the caller's own match ids; it is empty when no document of the batch had matches.
+    """
+
+    __slots__ = ("match_ids",)
+
+    def __init__(self, ids: Iterable[str], match_ids: Optional[List[Dict[str, str]]] = None) -> None:
+        super().__init__(ids)
+        self.match_ids: List[Dict[str, str]] = match_ids or []
+
+
+def match_wire_id(root_id: str, index: int) -> str:
+    """The wire id of match ``index`` of the document whose wire id is ``root_id``: unique as the root's is."""
+    return f"{root_id}.{index}"
 
 
 def iter_batches(
@@ -20,14 +57,21 @@ def iter_batches(
     batch_size: int,
     collected: Optional[List[Any]] = None,
     classify: Callable[[Any, int], Item] = classify_document,
+    strings_are_text: bool = False,
+    keep_ids: bool = False,
 ) -> Iterator[Batch]:
     """Yield batches of ``batch_size`` classified items, reading ``items`` only as batches are needed.
 
-    Strings get ids made of a per-call random prefix and their position; Documents keep their own ids
-    (duplicates and empty ids are fine: answers are matched by position). In Documents mode every
+    On the wire every input gets an id of aclip's choosing (:class:`ChosenIds`: a per-call random prefix
+    and its position; a rank match, its root's and its index), which the answer must carry back in order.
+    With ``keep_ids`` (index, which stores them) Documents go with their own ids instead (duplicates and
+    empty ids are fine: answers are matched by position). In Documents mode every
     Document is also appended to ``collected``, the call's result list, and turned into an item by
-    ``classify`` (rank passes one that also takes the matches).
+    ``classify`` (rank passes one that also takes the matches). With ``strings_are_text`` every string
+    is a sentence (:func:`~aclip._inputs.text_item`), else it is auto-detected. Each batch's items are
+    checked as it is made, so a bad item raises before its batch (or, in the first batch, anything) is sent.
     """
+    classify_str = text_item if strings_are_text else classify_string
     prefix = os.urandom(8).hex()
     start = 0
     for seq in itertools.count():
@@ -38,20 +82,45 @@ def iter_batches(
             for offset, value in enumerate(chunk):
                 if not isinstance(value, str):
                     _mismatch(value, start + offset, mode)
-            batch_items: List[Item] = [classify_string(value) for value in chunk]
-            ids = [f"{prefix}{position:016x}" for position in range(start, start + len(chunk))]
-            yield Batch(seq=seq, start=start, items=batch_items, ids=ids)
+                if not value.isascii():
+                    check_encodable(value, start + offset)
+            batch_items: List[Item] = [classify_str(value) for value in chunk]
+            yield Batch(seq=seq, start=start, items=batch_items, ids=_chosen_ids(prefix, start, len(chunk)))
         else:
             batch_items = []
+            ids = []
             for offset, doc in enumerate(chunk):
                 if not is_document_like(doc):
                     _mismatch(doc, start + offset, mode)
                 batch_items.append(classify(doc, start + offset))
+                ids.append(document_id(doc, start + offset))
             if collected is not None:
                 collected.extend(chunk)
-            ids = [getattr(doc, "id", "") or "" for doc in chunk]
+            if not keep_ids:
+                batch_items, ids = _with_chosen_ids(batch_items, _chosen_ids(prefix, start, len(chunk)))
             yield Batch(seq=seq, start=start, items=batch_items, ids=ids, sources=chunk)
         start += len(chunk)
+
+
+def _chosen_ids(prefix: str, start: int, count: int) -> ChosenIds:
+    return ChosenIds(f"{prefix}{position:016x}" for position in range(start, start + count))
+
+
+def _with_chosen_ids(items: List[Item], ids: ChosenIds) -> Tuple[List[Item], ChosenIds]:
+    """The items with wire ids of aclip's for their matches too (rank), and ``ids`` knowing the caller's."""
+    if not any(item.matches for item in items):
+        return items, ids
+    renamed: List[Item] = []
+    for item, root_id in zip(items, ids):
+        wire_to_caller: Dict[str, str] = {}
+        matches = []
+        for index, (caller_id, match) in enumerate(item.matches):
+            wire_id = match_wire_id(root_id, index)
+            wire_to_caller[wire_id] = caller_id
+            matches.append((wire_id, match))
+        ids.match_ids.append(wire_to_caller)
+        renamed.append(item._replace(matches=tuple(matches)) if matches else item)
+    return renamed, ids
 
 
 def _mismatch(value: Any, position: int, mode: InputMode) -> NoReturn:

@@ -128,6 +128,15 @@ class AsyncClient:
     only, at most ``max_message_size`` bytes and 30 s each, through environment proxies only with
     ``trust_env``, and never with the client's token or headers.
 
+    ``strings_are_text=True`` makes every str input a sentence, whatever it looks like: ``"cat.png"``,
+    ``"/etc/passwd.png"``, ``"https://example.com/x.png"`` and ``"data:image/png;base64,..."`` are all
+    embedded as text, and nothing is read from disk or fetched because of a string. Use it in a service
+    that passes its users' text on: by default (the upstream rule, meant for scripts) a string that ends in
+    an image extension is read as a local file, so a user could have the server embed (and so probe) any
+    image-named file or symlink the service can read. It covers encode, encode_collect, encode_iter, index,
+    search and profile. Documents are unchanged: their fields say what they are (``Document(uri=...)`` is
+    still an image). The name says what changes: how a str is read, not which inputs are allowed.
+
     Example::
 
         async with AsyncClient("grpc://127.0.0.1:51000") as client:
@@ -150,6 +159,7 @@ class AsyncClient:
         headers: Optional[Mapping[str, str]] = None,
         trust_env: bool = False,
         max_message_size: int = MAX_MESSAGE_SIZE,
+        strings_are_text: bool = False,
     ) -> None:
         from ._headers import checked_headers
         from ._transports import TransportOptions, ssl_context_for
@@ -165,6 +175,9 @@ class AsyncClient:
             raise ValueError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
         if not isinstance(trust_env, bool):
             raise TypeError(f"trust_env must be True or False, not {trust_env!r}")
+        if not isinstance(strings_are_text, bool):
+            raise TypeError(f"strings_are_text must be True or False, not {strings_are_text!r}")
+        self._strings_are_text = strings_are_text
         self._max_message_size = _positive_int("max_message_size", max_message_size)
         self._transport_options = [
             TransportOptions(
@@ -245,6 +258,8 @@ class AsyncClient:
                 if entry is not None and entry.transports is transports:
                     del self._transports[loop]
             for transport in transports:
+                transport.mark_closed()  # all of them before any closes: none reconnects meanwhile
+            for transport in transports:
                 await transport.aclose()
 
     def _after_fork_in_child(self) -> None:
@@ -272,7 +287,11 @@ class AsyncClient:
                 logger.debug("%r is set aside for %g s after repeated failures", transport, _SET_ASIDE_SECONDS)
 
     async def aclose(self) -> None:
-        """Close the client's connections; later calls raise ClientClosedError.
+        """Close the client's connections; later calls raise ClientClosedError, and so do calls in flight.
+
+        The client is marked closed first, and every transport of every event loop with it, before any
+        connection closes: a call in flight then ends with ClientClosedError (never retried) rather than
+        reconnecting, and no connection is made after ``aclose()`` began.
 
         Example::
 
@@ -285,6 +304,9 @@ class AsyncClient:
         with self._lock:
             self._closed = True
             transports, self._transports = self._transports, {}
+            for entry in transports.values():
+                for transport in entry.transports:
+                    transport.mark_closed()
         current = asyncio.get_running_loop()
         for loop, entry in transports.items():
             if loop is current:
@@ -363,9 +385,10 @@ class AsyncClient:
         """Embed sentences and images.
 
         ``content`` is an iterable (list, tuple, generator) of ``str`` — each auto-detected as an image
-        (a file path or http(s) URL ending in an image extension, or an image data URI) or a sentence — or
-        of :class:`Document`. Strings give a float32 array [N, D] in input order; Documents give the same
-        Document objects back, in input order, in a :class:`DocumentList`, with ``.embedding`` set.
+        (a file path or http(s) URL ending in an image extension, or an image data URI) or a sentence, or
+        always a sentence with the client's ``strings_are_text`` — or of :class:`Document`. Strings give a
+        float32 array [N, D] in input order; Documents give the same Document objects back, in input
+        order, in a :class:`DocumentList`, with ``.embedding`` set.
 
         ``batch_size`` inputs go in each request, at most ``prefetch`` requests are in flight.
         ``parameters`` are sent to the server; ``model_name`` in them selects ``/encode/<model_name>``.
@@ -702,7 +725,7 @@ class AsyncClient:
             headers=headers,
         )
         return await self._documents_call(
-            _as_documents(content),
+            _as_documents(content, strings_are_text=self._strings_are_text),
             endpoint="/index",
             parameters=_with_defaults(parameters),
             options=options,
@@ -786,7 +809,7 @@ class AsyncClient:
             headers=headers,
         )
         return await self._documents_call(
-            _as_documents(content),
+            _as_documents(content, strings_are_text=self._strings_are_text),
             endpoint="/search",
             parameters={**_with_defaults(parameters), "limit": limit},
             options=options,
@@ -851,7 +874,7 @@ class AsyncClient:
         if not isinstance(content, str):
             raise InputTypeError(f"profile takes one str (a sentence or an image), not {type(content).__name__}")
         routes: List[Any] = []
-        document = Document() if content == "" else _string_document(content)
+        document = Document() if content == "" else _string_document(content, self._strings_are_text)
         started = time.perf_counter()
         await self._stream(
             iter([document]),
@@ -930,7 +953,15 @@ class AsyncClient:
             connect_timeout=connection.connect_timeout,
         )
         extra: Dict[str, Any] = {"classify": classify} if classify is not None else {}
-        batches = iter_batches(items, mode=mode, batch_size=options.batch_size, collected=collected, **extra)
+        batches = iter_batches(
+            items,
+            mode=mode,
+            batch_size=options.batch_size,
+            collected=collected,
+            strings_are_text=self._strings_are_text,
+            keep_ids=endpoint == "/index",  # index stores the caller's ids; other calls send aclip's own
+            **extra,
+        )
         first = next(batches, None)
         if first is None:
             return
@@ -1057,18 +1088,20 @@ def _with_defaults(parameters: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     return sent
 
 
-def _string_document(value: str) -> Document:
-    """The Document a string stands for: a sentence, or an image by its ``uri``."""
+def _string_document(value: str, strings_are_text: bool) -> Document:
+    """The Document a string stands for: a sentence, or (unless ``strings_are_text``) an image by its ``uri``."""
     from ._inputs import Kind, classify_string
 
-    return Document(text=value) if classify_string(value).kind is Kind.TEXT else Document(uri=value)
+    if strings_are_text or classify_string(value).kind is Kind.TEXT:
+        return Document(text=value)
+    return Document(uri=value)
 
 
-def _as_documents(content: Union[Iterable[str], Iterable[Document]]) -> Iterator[Any]:
+def _as_documents(content: Union[Iterable[str], Iterable[Document]], *, strings_are_text: bool) -> Iterator[Any]:
     """Strings become Documents lazily; Documents (and anything else, for the checks) pass through."""
     from ._inputs import InputMode, peek_mode
 
     mode, items = peek_mode(content)
     if mode is InputMode.STRINGS:
-        return (_string_document(item) if isinstance(item, str) else item for item in items)
+        return (_string_document(item, strings_are_text) if isinstance(item, str) else item for item in items)
     return items

@@ -8,7 +8,8 @@ against the buffer's length; anything that does not fit is a :class:`~aclip.Prot
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+import math
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 from google.protobuf import json_format
@@ -26,6 +27,7 @@ __all__ = [
     "DocumentProto",
     "ExecutorFailure",
     "build_request",
+    "check_embeddings",
     "decode_ndarray",
     "document_from_proto",
     "foreign_document_from_proto",
@@ -50,13 +52,28 @@ def parameters_struct(parameters: Optional[Mapping[str, Any]]) -> Optional[Struc
         if not isinstance(key, str):
             raise InputError(f"parameters keys must be str, got {key!r}")
         try:
+            _check_json_numbers(value)
             struct.update({key: value})
         except (ValueError, TypeError) as err:
             raise InputError(
                 f"parameters[{key!r}] = {value!r} cannot be sent: values must be JSON-like "
-                "(str, number, bool, None, list, dict)"
+                "(str, finite number, bool, None, list, dict)"
             ) from err
     return struct
+
+
+def _check_json_numbers(value: Any) -> None:
+    """ValueError for a NaN or an infinity anywhere in ``value``: JSON (HTTP, and Jina's reading of the
+    Struct) has no such numbers."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a JSON number")
+    elif isinstance(value, Mapping):
+        for inner in value.values():
+            _check_json_numbers(inner)
+    elif isinstance(value, (list, tuple)):
+        for inner in value:
+            _check_json_numbers(inner)
 
 
 def encode_ndarray(array: np.ndarray, target: NdArrayProto) -> None:
@@ -100,6 +117,72 @@ def decode_ndarray(proto: NdArrayProto, *, what: str) -> np.ndarray:
             f"the buffer has {len(buffer)}"
         )
     return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
+def check_embeddings(
+    vectors: Sequence[np.ndarray], describe: Callable[[List[int]], str], *, out: Optional[np.ndarray] = None
+) -> Optional[np.ndarray]:
+    """Refuse embeddings no caller can use, checked once for a whole batch of 1-D ``vectors``.
+
+    An embedding must be of a float dtype (an int, bool or complex one is no model's output: a server that
+    sends one is broken) and finite once converted to float32, the type results come in: NaN and infinity,
+    and a float64 beyond float32's range (1e300 becomes inf), would poison every similarity computed
+    with it, silently. Either is a ProtocolError naming the offending vectors, as ``describe(indexes)``
+    words them (e.g. the input positions). The common case costs a few set insertions per vector and one
+    pass over the batch's numbers.
+
+    Returns the vectors stacked into one [n, D] array: ``out`` (float32, written in place) when given,
+    else a new writable array of their common dtype; None when their lengths differ (each was then
+    checked on its own, and ``out`` is left alone).
+    """
+    if not vectors:
+        return None
+    dtype_lengths = {(vector.dtype, len(vector)) for vector in vectors}  # one pass over the vectors
+    if any(dtype.kind != "f" for dtype, _ in dtype_lengths):
+        bad = [index for index, vector in enumerate(vectors) if vector.dtype.kind != "f"]
+        names = ", ".join(sorted({str(vectors[index].dtype) for index in bad}))
+        raise ProtocolError(f"the server sent embeddings of dtype {names}, not a float type, for {describe(bad)}")
+    lengths = {length for _, length in dtype_lengths}
+    if len(lengths) > 1:
+        for index, vector in enumerate(vectors):
+            _check_finite(vector.reshape(1, -1), describe, [index])
+        return None
+    if out is not None and not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous, so that its flat view is no copy")
+    if all(dtype == _FLOAT32 for dtype, _ in dtype_lengths):  # the common case: no conversion, nothing to overflow
+        stacked = _stacked(vectors, lengths.pop(), out)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow to inf is reported below instead
+            stacked = _stacked(vectors, lengths.pop(), out)
+    _check_finite(stacked, describe)
+    return stacked
+
+
+_FLOAT32 = np.dtype(np.float32)
+
+
+def _stacked(vectors: Sequence[np.ndarray], length: int, out: Optional[np.ndarray]) -> np.ndarray:
+    if out is None:
+        return np.concatenate(vectors).reshape(len(vectors), length)
+    np.concatenate(vectors, out=out.reshape(-1))
+    return out
+
+
+def _check_finite(
+    rows: np.ndarray, describe: Callable[[List[int]], str], indexes: Optional[Sequence[int]] = None
+) -> None:
+    """ProtocolError unless every row is finite as float32; ``indexes`` are the rows' own, for ``describe``."""
+    if rows.dtype != _FLOAT32:
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e300 becomes inf: refused below, not warned about
+            rows = rows.astype(np.float32)
+    if np.isfinite(rows).all():
+        return
+    bad = np.flatnonzero(~np.isfinite(rows).all(axis=1)).tolist()
+    if indexes is not None:
+        bad = [indexes[row] for row in bad]
+    raise ProtocolError(
+        f"the server sent embeddings that are not finite as float32 (NaN or infinity) for {describe(bad)}"
+    )
 
 
 def build_request(
@@ -149,51 +232,68 @@ def _write_item(item: Item, doc_id: str, doc: DocumentProto) -> None:
         match_doc.adjacency = 1  # one hop from its root, as Jina marks matches
 
 
-def document_from_proto(doc: DocumentProto) -> Document:
-    """A new Document from a message: content, embedding (a writable copy), tags, scores and matches."""
+def document_from_proto(doc: DocumentProto, *, doc_id: Optional[str] = None, name: str = "") -> Document:
+    """A new Document from a message: content, embedding (a writable copy), tags, scores and matches.
+
+    ``doc_id`` is the id it gets instead of the message's (the caller's own, where aclip's was on the
+    wire); ``name`` says which document error messages are about (default: its id). An embedding that
+    :func:`check_embeddings` refuses is a ProtocolError.
+    """
+    name = name or repr(doc.id)
     content = doc.WhichOneof("content")
     result = Document(
-        id=doc.id,
+        id=doc.id if doc_id is None else doc_id,
         text=doc.text if content == "text" else None,
         blob=doc.blob if content == "blob" else None,
-        tensor=decode_ndarray(doc.tensor, what=f"the tensor of {doc.id!r}").copy() if content == "tensor" else None,
+        tensor=decode_ndarray(doc.tensor, what=f"the tensor of {name}").copy() if content == "tensor" else None,
         uri=doc.uri or None,
         mime_type=doc.mime_type,
     )
     if doc.HasField("embedding"):
-        result.embedding = decode_ndarray(doc.embedding, what=f"the embedding of {doc.id!r}").copy()
+        result.embedding = _checked_embedding(doc, name)
     if doc.HasField("tags"):
         result.tags = json_format.MessageToDict(doc.tags)
-    for name, score in doc.scores.items():
-        result.scores[name] = NamedScore(score.value, score.op_name, score.description, score.ref_id)
+    for score_name, score in doc.scores.items():
+        result.scores[score_name] = NamedScore(score.value, score.op_name, score.description, score.ref_id)
     result.matches.extend(document_from_proto(match) for match in doc.matches)
     return result
 
 
-def foreign_document_from_proto(factory: Callable[[], Any], doc: DocumentProto) -> Any:
+def foreign_document_from_proto(factory: Callable[[], Any], doc: DocumentProto, *, doc_id: Optional[str] = None) -> Any:
     """A new document of a caller's own type (docarray's, say), filled through its attributes.
 
-    ``factory()`` makes an empty one; scores go through ``doc.scores[name]`` when that mapping makes its
-    own score objects (docarray's does), else are set as :class:`NamedScore`.
+    ``factory()`` makes an empty one; only the attributes it has are set (a duck-typed class without
+    ``mime_type`` or ``scores`` just does not get them). Scores go through ``doc.scores[name]`` when that
+    mapping makes its own score objects (docarray's does), else are set as :class:`NamedScore`.
+    ``doc_id`` is the id it gets instead of the message's.
     """
     result = factory()
-    result.id = doc.id
+    _set_present(result, "id", doc.id if doc_id is None else doc_id)
     content = doc.WhichOneof("content")
     if content == "text":
-        result.text = doc.text
+        _set_present(result, "text", doc.text)
     elif content == "blob":
-        result.blob = doc.blob
-    elif content == "tensor":
+        _set_present(result, "blob", doc.blob)
+    elif content == "tensor" and hasattr(result, "tensor"):
         result.tensor = decode_ndarray(doc.tensor, what=f"the tensor of {doc.id!r}").copy()
     if doc.uri:
-        result.uri = doc.uri
+        _set_present(result, "uri", doc.uri)
     if doc.mime_type:
-        result.mime_type = doc.mime_type
+        _set_present(result, "mime_type", doc.mime_type)
     if doc.HasField("embedding"):
-        result.embedding = decode_ndarray(doc.embedding, what=f"the embedding of {doc.id!r}").copy()
+        _set_present(result, "embedding", _checked_embedding(doc, repr(doc.id)))
     if doc.HasField("tags"):
-        result.tags = json_format.MessageToDict(doc.tags)
-    scores = result.scores
+        _set_present(result, "tags", json_format.MessageToDict(doc.tags))
+    scores = getattr(result, "scores", None)
+    if scores is not None:
+        _fill_scores(scores, doc)
+    if doc.matches:
+        _set_present(result, "matches", [foreign_document_from_proto(factory, match) for match in doc.matches])
+    return result
+
+
+def _fill_scores(scores: Any, doc: DocumentProto) -> None:
+    """Copy the message's scores into a caller's ``scores`` mapping."""
     for name, score in doc.scores.items():
         if hasattr(scores, "__missing__"):  # a defaultdict of the caller's own score type
             slot = scores[name]
@@ -204,9 +304,19 @@ def foreign_document_from_proto(factory: Callable[[], Any], doc: DocumentProto) 
                 slot.ref_id = score.ref_id
         else:
             scores[name] = NamedScore(score.value, score.op_name, score.description, score.ref_id)
-    if doc.matches:
-        result.matches = [foreign_document_from_proto(factory, match) for match in doc.matches]
-    return result
+
+
+def _set_present(target: Any, name: str, value: Any) -> None:
+    """Set an attribute the object has; one it lacks is left out (it is optional for a document-like)."""
+    if hasattr(target, name):
+        setattr(target, name, value)
+
+
+def _checked_embedding(doc: DocumentProto, name: str) -> np.ndarray:
+    """A writable copy of the document's embedding, refused as :func:`check_embeddings` refuses one."""
+    vector = decode_ndarray(doc.embedding, what=f"the embedding of {name}")
+    check_embeddings([vector.reshape(-1)], lambda _: f"the embedding of {name}")
+    return vector.copy()
 
 
 def parse_response(data: bytes) -> DataRequestProto:

@@ -88,8 +88,8 @@ if _register_at_exit is not None:
 class Client:
     """A blocking client for a CLIP-as-service server, safe to share between threads.
 
-    Takes the same arguments as :class:`AsyncClient`. Use it as a context manager, or call
-    :meth:`close` when done.
+    Takes the same arguments as :class:`AsyncClient` (``strings_are_text=True`` for a service that
+    passes its users' text on). Use it as a context manager, or call :meth:`close` when done.
 
     Example::
 
@@ -113,6 +113,7 @@ class Client:
         headers: Optional[Mapping[str, str]] = None,
         trust_env: bool = False,
         max_message_size: int = MAX_MESSAGE_SIZE,
+        strings_are_text: bool = False,
     ) -> None:
         self._async = AsyncClient(
             server,
@@ -128,6 +129,7 @@ class Client:
             headers=headers,
             trust_env=trust_env,
             max_message_size=max_message_size,
+            strings_are_text=strings_are_text,
         )
         self._lock = threading.Lock()
         self._portal_cm: Optional[AbstractContextManager[BlockingPortal]] = None

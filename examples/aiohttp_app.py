@@ -4,7 +4,8 @@
     curl -s -X POST localhost:8080/embed -d '{"sentences": ["a cat"]}'
 
 One AsyncClient for the whole app, opened and closed with it; each request awaits its embeddings
-without blocking the event loop.
+without blocking the event loop. The sentences come from users, so the client takes every string as
+text (``strings_are_text=True``): a string that looks like an image path is not read from disk.
 """
 
 import os
@@ -18,7 +19,8 @@ CLIP = web.AppKey("clip", AsyncClient)
 
 
 async def clip_client(app: web.Application):
-    async with AsyncClient(CLIP_SERVER, timeout=30) as client:
+    # strings_are_text: a user's "/etc/secret.png" is a sentence, never a file to read.
+    async with AsyncClient(CLIP_SERVER, timeout=30, strings_are_text=True) as client:
         app[CLIP] = client
         yield
 

@@ -4,7 +4,8 @@
     curl -s -X POST localhost:8000/embed -H 'content-type: application/json' -d '{"sentences": ["a cat"]}'
 
 One AsyncClient for the whole app, closed when the app stops; each request awaits its embeddings
-without blocking the event loop.
+without blocking the event loop. The sentences come from users, so the client takes every string as
+text (``strings_are_text=True``): a string that looks like an image path is not read from disk.
 """
 
 import os
@@ -16,7 +17,8 @@ from pydantic import BaseModel
 from aclip import AsyncClient
 
 CLIP_SERVER = os.environ.get("CLIP_SERVER", "grpc://127.0.0.1:51000")
-clip = AsyncClient(CLIP_SERVER, timeout=30)
+# strings_are_text: a user's "/etc/secret.png" is a sentence, never a file to read.
+clip = AsyncClient(CLIP_SERVER, timeout=30, strings_are_text=True)
 
 
 @asynccontextmanager
