@@ -23,12 +23,13 @@ from aclip.testing import ReferenceServer, serve_in_thread
 from tests.conftest import PROTOCOLS
 from tests.helpers import expected_text
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
 INPUTS = 100_000
 BATCH_SIZE = 32
 CONSUMER_DELAY = 0.003  # seconds per part or callback: a caller a little slower than the server
 DEADLINE = 240  # seconds for one run; a lost batch used to hang the call forever
+
+# pytest-timeout's 120 s default is for ordinary tests; each run here has its own deadline above.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(DEADLINE + 60)]
 
 
 @pytest.fixture(scope="module")
