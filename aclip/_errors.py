@@ -2,22 +2,27 @@
 
 Every error aclip raises on purpose derives from :class:`AclipError`, so ``except aclip.AclipError``
 catches them all. Third-party exceptions (grpclib, aiohttp, ssl, OSError) are translated where a
-transport meets the network and chained with ``from``; they never reach the caller raw.
+transport meets the network and chained with ``from``; they never reach the caller raw. The tree tells
+a broken connection (no answer came: :class:`TransportError`, worth a retry) from an answer that came but
+was not results (:class:`ResponseError`: a refusal, an HTTP status, an executor failure, an answer aclip
+cannot use). Every error about particular inputs names them in ``positions``, a list of input positions.
 
     AclipError
-    ├── InputError (also ValueError)         an input item cannot be sent; names its position
+    ├── InputError (also ValueError)         an input item cannot be sent; ``positions`` (and ``position``)
     │   └── InputTypeError (also TypeError)  an input of the wrong type, e.g. a bare str
     ├── ClientClosedError                    the client was closed before or during the call
-    ├── TransportError                       the connection to the server failed
+    ├── MessageTooLargeError                 a request or an answer is over ``max_message_size``
+    ├── TransportError                       no answer: the connection failed, broke off or timed out
     │   ├── ConnectError                     the server could not be reached at all
     │   ├── TLSError                         the TLS handshake failed (e.g. the certificate did not verify)
-    │   ├── AuthenticationError              the server refused the token (or its absence)
-    │   ├── RequestTimeoutError              no answer within the timeout (also a builtin TimeoutError)
-    │   └── HTTPStatusError                  an HTTP answer other than 2xx: ``.status``, ``.detail``
-    ├── ProtocolError                        the server's answer cannot be understood or does not fit
-    ├── MessageTooLargeError                 a request or an answer is over ``max_message_size``
-    ├── ServerError                          the server reported a failure inside its executor
-    └── MissingEmbeddingError                the server answered, but without embeddings for some inputs
+    │   └── RequestTimeoutError              no answer within the timeout (also a builtin TimeoutError)
+    └── ResponseError                        the server answered, but not with the results asked for
+        ├── AuthenticationError              the server refused the token (or its absence)
+        ├── HTTPStatusError                  an HTTP answer other than 2xx: ``.status``, ``.detail``
+        ├── ServerError                      the server reported a failure inside its executor
+        ├── MissingEmbeddingError            the server answered, but without embeddings for some inputs
+        └── ProtocolError                    the server's answer cannot be understood or does not fit
+            └── JsonError                    a JSON body without the DataRequest shape
 
 Example::
 
@@ -39,10 +44,12 @@ __all__ = [
     "HTTPStatusError",
     "InputError",
     "InputTypeError",
+    "JsonError",
     "MessageTooLargeError",
     "MissingEmbeddingError",
     "ProtocolError",
     "RequestTimeoutError",
+    "ResponseError",
     "ServerError",
     "TLSError",
     "TransportError",
@@ -65,13 +72,18 @@ class AclipError(Exception):
 class InputError(AclipError, ValueError):
     """An input item cannot be sent as it is.
 
-    ``position`` is the item's index in the caller's input (None when the problem is with the input as
-    a whole); the message says what to change.
+    ``positions`` holds the item's index in the caller's input (empty when the problem is with the input
+    as a whole); ``position`` is the same index, or None. The message says what to change.
     """
 
     def __init__(self, message: str, *, position: int | None = None) -> None:
         super().__init__(message)
-        self.position = position
+        self.positions = [] if position is None else [position]
+
+    @property
+    def position(self) -> int | None:
+        """The one input position concerned, or None (the same as ``positions``, which every error has)."""
+        return self.positions[0] if self.positions else None
 
 
 class InputTypeError(InputError, TypeError):
@@ -83,7 +95,7 @@ class ClientClosedError(AclipError):
 
 
 class TransportError(AclipError):
-    """The connection to the server failed or broke off."""
+    """No answer came: the connection to the server failed, broke off, or timed out. Worth a retry."""
 
 
 class ConnectError(TransportError):
@@ -106,7 +118,13 @@ class RequestTimeoutError(TransportError, TimeoutError):
         self.positions = list(positions)
 
 
-class AuthenticationError(TransportError):
+class ResponseError(AclipError):
+    """The server answered, but not with the results asked for: a refusal, an HTTP status, an executor
+    failure, or an answer aclip cannot use. Retrying the same request rarely helps (a proxy's 502, 503 or
+    504 is the exception, and is retried)."""
+
+
+class AuthenticationError(ResponseError):
     """The server refused the call for its credentials (gRPC UNAUTHENTICATED, HTTP 401/403, WebSocket 401).
 
     Pass ``credential={"Authorization": token}`` or set ``CLIP_AUTH_TOKEN``. The token never appears in
@@ -114,7 +132,7 @@ class AuthenticationError(TransportError):
     """
 
 
-class HTTPStatusError(TransportError):
+class HTTPStatusError(ResponseError):
     """An HTTP answer other than 2xx (other than 401/403): ``status`` and the server's ``detail``."""
 
     def __init__(self, message: str, *, status: int, detail: object) -> None:
@@ -123,8 +141,12 @@ class HTTPStatusError(TransportError):
         self.detail = detail
 
 
-class ProtocolError(AclipError):
+class ProtocolError(ResponseError):
     """The server's answer cannot be decoded, or does not fit the request it claims to answer."""
+
+
+class JsonError(ProtocolError):
+    """A JSON body that does not have the DataRequest shape (a server answers such a request with 422)."""
 
 
 class MessageTooLargeError(AclipError):
@@ -143,7 +165,7 @@ class MessageTooLargeError(AclipError):
         self.positions = list(positions)
 
 
-class ServerError(AclipError):
+class ServerError(ResponseError):
     """The server reported a failure inside its executor for one request.
 
     Attributes: ``name`` (the exception class raised in the executor), ``description``, ``executor``
@@ -170,7 +192,7 @@ class ServerError(AclipError):
         self.positions = list(positions)
 
 
-class MissingEmbeddingError(AclipError):
+class MissingEmbeddingError(ResponseError):
     """The server returned some inputs without an embedding, so no complete [N, D] array exists.
 
     A real CLIP server does this for an empty text or a document without content. ``positions`` lists

@@ -26,7 +26,7 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ._codec import decode_ndarray, encode_ndarray
-from ._errors import ProtocolError
+from ._errors import JsonError
 from ._pb.docarray_pb2 import DocumentProto, NamedScoreProto, NdArrayProto
 from ._pb.jina_pb2 import DataRequestProto, RouteProto, StatusProto
 
@@ -64,10 +64,6 @@ _DOCUMENT_KEYS = (
 _STRING_FIELDS = ("id", "parent_id", "mime_type", "uri", "modality")
 _UINT_FIELDS = ("granularity", "adjacency")
 _FLOAT_FIELDS = ("weight", "offset")
-
-
-class JsonError(ProtocolError):
-    """A JSON body that does not have the DataRequest shape (the server answers it with 422)."""
 
 
 def stdlib_dumps(value: Any) -> bytes:
