@@ -13,21 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 
 from ._document import DocumentList
+from ._status import ResponseStatus
 
 if TYPE_CHECKING:  # protobuf stays unimported until a call needs it
     from ._codec import DataRequestProto, DocumentProto
     from ._streaming import Batch, ResultHandler
 
 __all__ = ["Callback", "Callbacks", "Response", "ResponseStatus", "Route"]
-
-
-@dataclass(frozen=True)
-class ResponseStatus:
-    """Why a request failed inside the server: the executor's exception name and message."""
-
-    name: str
-    description: str
-    executor: str
 
 
 @dataclass(frozen=True)
@@ -53,17 +45,12 @@ class Response:
                 store[position] = doc.embedding
     """
 
-    def __init__(self, batch: Batch, message: DataRequestProto) -> None:
-        from ._codec import executor_failure
-
+    def __init__(self, batch: Batch, message: DataRequestProto, status: Optional[ResponseStatus]) -> None:
         self._message = message
         self._batch = batch  # to check the documents and give them the caller's ids back, when read
         self.request_id: str = batch.request_id
         self.positions: range = batch.positions
-        failure = executor_failure(message)
-        self.status: Optional[ResponseStatus] = (
-            None if failure is None else ResponseStatus(failure.name, failure.description, failure.executor)
-        )
+        self.status = status  # parsed once, by the engine
         self._docs: Optional[DocumentList] = None
 
     def __repr__(self) -> str:
@@ -159,23 +146,19 @@ class Callbacks:
             if outcome is not None:
                 await outcome
         if self.on_done is not None or self.on_always is not None:
-            await self._after(batch, message, self.on_done)
+            await self._after(Response(batch, message, None), self.on_done)
 
-    def failed(self, batch: Batch, message: DataRequestProto) -> Awaitable[None]:
+    def failed(self, batch: Batch, message: DataRequestProto, status: ResponseStatus) -> Awaitable[None]:
         mark_failed = getattr(self.collect, "mark_failed", None)
         if mark_failed is not None:
             mark_failed(batch)  # an array result must not look complete without these rows
-        return self._after(batch, message, self.on_error)
+        return self._after(Response(batch, message, status), self.on_error)
 
-    async def _after(self, batch: Batch, message: DataRequestProto, first: Optional[Callback]) -> None:
-        response = Response(batch, message)
+    async def _after(self, response: Response, first: Optional[Callback]) -> None:
         if first is not None:
             await _call(first, response)
         if self.on_always is not None:
             await _call(self.on_always, response)
-        if not response.ok and self.on_error is None:
-            from ._codec import executor_failure
-
-            failure = executor_failure(message)
-            assert failure is not None
-            raise failure.error(endpoint=message.header.exec_endpoint, positions=response.positions)
+        if response.status is not None and self.on_error is None:
+            endpoint = response._message.header.exec_endpoint
+            raise response.status.error(endpoint=endpoint, positions=response.positions)

@@ -453,7 +453,6 @@ class AsyncClient:
             outcome = await client.aencode_collect(["fine", "", "also fine"])
             outcome.failed   # {1: MissingEmbeddingError(...)}
         """
-        from ._codec import ExecutorFailure
         from ._errors import MissingEmbeddingError
         from ._inputs import peek_mode
         from ._results import ArrayCollector
@@ -462,10 +461,8 @@ class AsyncClient:
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
 
         def record(response: Response) -> None:
-            status = response.status
-            assert status is not None
-            failure = ExecutorFailure(status.name, status.description, status.executor)
-            error = failure.error(endpoint=endpoint, positions=response.positions)
+            assert response.status is not None
+            error = response.status.error(endpoint=endpoint, positions=response.positions)
             failed.update(dict.fromkeys(response.positions, error))
 
         options = _CallOptions.checked(

@@ -17,15 +17,15 @@ from google.protobuf.message import DecodeError
 from google.protobuf.struct_pb2 import Struct
 
 from ._document import Document, NamedScore
-from ._errors import InputError, ProtocolError, ServerError
+from ._errors import InputError, ProtocolError
 from ._inputs import Item, Kind
 from ._pb.docarray_pb2 import DocumentProto, NdArrayProto
 from ._pb.jina_pb2 import DataRequestProto, StatusProto
+from ._status import ResponseStatus
 
 __all__ = [
     "DataRequestProto",
     "DocumentProto",
-    "ExecutorFailure",
     "build_request",
     "check_embeddings",
     "decode_ndarray",
@@ -330,28 +330,11 @@ def parse_response(data: bytes) -> DataRequestProto:
     return response
 
 
-class ExecutorFailure:
-    """What a response's ``header.status`` says when an executor raised."""
-
-    __slots__ = ("description", "executor", "name")
-
-    def __init__(self, name: str, description: str, executor: str) -> None:
-        self.name = name
-        self.description = description
-        self.executor = executor
-
-    def error(self, *, endpoint: str, positions: Sequence[int]) -> ServerError:
-        """The ServerError that tells the caller about this failure and the input positions it hit."""
-        return ServerError(
-            name=self.name, description=self.description, executor=self.executor, endpoint=endpoint, positions=positions
-        )
-
-
-def executor_failure(response: DataRequestProto) -> Optional[ExecutorFailure]:
+def executor_failure(response: DataRequestProto) -> Optional[ResponseStatus]:
     """None when the response reports success, else the executor's exception name, message and executor."""
     status = response.header.status
     if status.code != StatusProto.ERROR:
         return None
     exception = status.exception
     description = status.description or "; ".join(exception.args)
-    return ExecutorFailure(exception.name, description, exception.executor)
+    return ResponseStatus(exception.name, description, exception.executor)

@@ -48,6 +48,7 @@ from ._groups import BaseExceptionGroup, first_error
 from ._inputs import Item
 from ._loading import LazyFetcher, load_batch_items
 from ._retry import backoff, is_idempotent, is_transient
+from ._status import ResponseStatus
 from ._transports.base import DuplexStream, Received, Transport
 from ._wire import WireFormat, wire_format
 
@@ -79,8 +80,9 @@ BatchSource = Iterator[Batch]
 #: Called once per answered batch with the batch, the parsed answer and its documents; may return an
 #: awaitable (a coroutine callback, or a send into a bounded stream), which the deliverer awaits.
 ResultHandler = Callable[[Batch, DataRequestProto, List[DocumentProto]], Optional[Awaitable[None]]]
-#: Called instead of raising when the server reports an executor failure for a batch (on_error given).
-FailureHandler = Callable[[Batch, DataRequestProto], Optional[Awaitable[None]]]
+#: Called instead of raising when the server reports an executor failure for a batch (on_error given), with
+#: the failure's status, parsed once.
+FailureHandler = Callable[[Batch, DataRequestProto, ResponseStatus], Optional[Awaitable[None]]]
 #: An answer on its way from a lane's receiver to the deliverer.
 _Answer = Tuple[Batch, DataRequestProto]
 
@@ -275,7 +277,7 @@ class _Call:
         if failure is not None:
             if self._on_failure is None:
                 raise failure.error(endpoint=self._settings.endpoint, positions=batch.positions)
-            return self._on_failure(batch, response)
+            return self._on_failure(batch, response, failure)
         docs = list(response.data.docs.docs)
         if len(docs) != len(batch.ids):
             raise ProtocolError(
