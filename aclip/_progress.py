@@ -2,6 +2,7 @@
 
 rich draws one live display per console, so all calls in a process share one display while each call
 gets a bar (a rich task) of its own, removed when the call ends. The display stops with the last call.
+It draws on rich's default console, or on the stream given to :func:`drawing_on` (the CLI: stderr).
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import importlib.util
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, TextIO
 
-__all__ = ["CallProgress", "call_progress"]
+__all__ = ["CallProgress", "call_progress", "drawing_on"]
 
 _lock = threading.Lock()
 _display: Any = None  # the shared rich.progress.Progress while any call shows progress
@@ -52,7 +53,20 @@ def call_progress(show: bool, *, total: Optional[int], description: str) -> Iter
         _release(task)
 
 
-def _acquire() -> Any:
+@contextmanager
+def drawing_on(stream: TextIO) -> Iterator[None]:
+    """Within the block, the calls' bars draw on ``stream`` (unless a display runs already)."""
+    _require_rich()
+    from rich.console import Console
+
+    _acquire(Console(file=stream))
+    try:
+        yield
+    finally:
+        _release(None)
+
+
+def _acquire(target: Any = None) -> Any:
     global _display, _users
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
     from rich.text import Text
@@ -73,7 +87,7 @@ def _acquire() -> Any:
                 RateColumn(),
                 TimeElapsedColumn(),
             )
-            _display = Progress(*columns, console=console, transient=False)
+            _display = Progress(*columns, console=console if target is None else target, transient=False)
             _display.start()
         _users += 1
         return _display

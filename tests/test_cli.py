@@ -1,6 +1,6 @@
-"""The ``aclip`` command line: encode, rank, index, search, profile and serve, against the reference server.
+"""The ``aclip`` command line: encode, rank, index, search, profile, ping and serve, against the reference server.
 
-``aclip ping`` is tested with the health checks (tests/test_health.py).
+``aclip ping``'s answers are tested with the health checks (tests/test_health.py); here, how it picks servers.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+import aclip
 from aclip._cli import main
 from aclip.testing import ReferenceServer, embed_image_bytes, embed_text, sample_png, serve_in_thread
 from tests.conftest import PROTOCOLS, Certificates
@@ -257,6 +258,22 @@ def test_profile_prints_the_tree(url: str, content: List[str], capsys: pytest.Ca
     assert "ms" in out and "%" in out
 
 
+# ping
+
+
+def test_ping_takes_the_server_option_like_every_command(
+    server: ReferenceServer, url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ping", "-s", url]) == 0
+    assert capsys.readouterr().out.startswith(f"{url}: ready (")
+    other = server.url("http")
+    assert main(["ping", other, "--server", url]) == 0  # the URLs, then --server
+    assert [line.split(": ")[0] for line in capsys.readouterr().out.splitlines()] == [other, url]
+    monkeypatch.setenv("ACLIP_SERVER", url)  # neither: the default server, as every command has it
+    assert main(["ping"]) == 0
+    assert capsys.readouterr().out.startswith(f"{url}: ready (")
+
+
 # connection options
 
 
@@ -346,6 +363,7 @@ def test_a_query_must_be_one_input(
         ["encode", "hi", "--batch-size", "0"],
         ["encode", "hi", "--timeout", "-1"],
         ["search", "hi", "--limit", "x"],
+        ["ping", "--timeout", "0"],
         ["encode", "hi", "--no-such-option"],
         ["rank", "only-a-query"],
         ["frobnicate"],
@@ -376,6 +394,19 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         assert command in out
     assert main(["encode", "--help"]) == 0
     assert "ACLIP_SERVER" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["--help"], ["--version"], ["encode", "--help"], ["ping", "--help"]])
+def test_help_and_version_load_neither_numpy_nor_anyio(command: List[str]) -> None:
+    code = (
+        "import sys\n"
+        "from aclip._cli import main\n"
+        "status = main(sys.argv[1:])\n"
+        "print(status, sorted(name for name in ('numpy', 'anyio') if name in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=WAIT)
+    assert done.stderr.strip() == "0 []"
+    assert done.stdout.startswith("usage: aclip" if "--help" in command else f"aclip {aclip.__version__}")
 
 
 # serve, and the installed console script

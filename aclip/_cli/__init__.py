@@ -1,4 +1,4 @@
-"""The ``aclip`` command line (also ``python -m aclip``).
+"""The ``aclip`` command line (also ``python -m aclip``): :func:`main` runs a command, and gives its exit status.
 
 Commands (``aclip COMMAND --help`` lists each one's options):
 
@@ -48,10 +48,11 @@ Commands (``aclip COMMAND --help`` lists each one's options):
 
         $ aclip profile "hello, world"
 
-``aclip ping URL...``
-    Ask each server's readiness probe; one line per server, exit status 1 when one is not ready::
+``aclip ping [URL...]``
+    Ask the readiness probe of each URL and of ``--server`` (neither: the default server); one line per
+    server, exit status 1 when one is not ready::
 
-        $ aclip ping grpc://127.0.0.1:51000 --timeout 2
+        $ aclip ping -s grpc://127.0.0.1:51000 --timeout 2
         grpc://127.0.0.1:51000: ready (4.2 ms)
 
 ``aclip serve [OPTIONS]``
@@ -64,12 +65,12 @@ Commands (``aclip COMMAND --help`` lists each one's options):
         grpc://127.0.0.1:51000
         ...
 
-Options of the commands that talk to a server (encode, rank, index, search, profile):
+Options of the commands that talk to a server (all but serve):
 
 - ``--server URL``: the server (default: the ``ACLIP_SERVER`` environment variable, else
   ``grpc://127.0.0.1:51000``); grpc://, http://, ws:// or their TLS forms grpcs://, https://, wss://.
 - ``--token TOKEN``: the auth token (default: the ``CLIP_AUTH_TOKEN`` environment variable).
-- ``--timeout SECONDS``: how long each request may wait for its answer (default 120).
+- ``--timeout SECONDS``: how long each request may wait for its answer (default 120; ping: 5).
 - ``--ca-file PEM``: CA certificates to verify a TLS server with (default: the system's).
 - encode, rank, index and search also take ``--batch-size N`` (default 8), ``--prefetch N`` (requests in
   flight, default 100) and ``--progress`` (progress bars on stderr; needs ``aclip[rich]``).
@@ -79,49 +80,27 @@ be reached, refuses the token, reports an error, ...) or ``ping`` finds a server
 command line, a missing or unreadable file, or an input that cannot be sent; 130 when interrupted. Errors
 are one line on standard error (``aclip: error: ...``; a malformed command line also gets its usage line
 first), never a traceback.
+
+The package: :mod:`._parser` (the commands and their options; it imports neither numpy nor anyio, so
+``aclip --help`` and ``aclip --version`` answer at once), :mod:`._commands` (one function per command) and
+:mod:`._files` (inputs from arguments, globs and files; embeddings to .npy or JSON lines). ``main`` loads
+the last two, and the client with them, only when a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
-from ._cli_commands import (
-    run_encode,
-    run_index,
-    run_ping,
-    run_profile,
-    run_rank,
-    run_search,
-    run_serve,
-)
-from ._cli_inputs import UsageError
-from ._cli_parser import build_parser
+from .._errors import AclipError, InputError
+from ._parser import build_parser
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-_COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
-    "encode": run_encode,
-    "rank": run_rank,
-    "index": run_index,
-    "search": run_search,
-    "profile": run_profile,
-    "ping": run_ping,
-}
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return f"aclip: error: {text}"
-
-
-def _fail(error: BaseException, status: int) -> int:
-    print(_one_line(error), file=sys.stderr)
-    return status
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -132,49 +111,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         main(["ping", "grpc://127.0.0.1:51000"])   # 0 when the server is ready
         main(["encode", "a cat", "--output", "cat.npy", "--server", "grpc://127.0.0.1:51000"])
     """
-    from ._errors import AclipError, InputError
-
-    args: List[str] = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        options, extra = parser.parse_known_args(args)
-        if options.command != "serve" and extra:
+        options, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+        if options.command == "serve":  # the reference server's own command line takes the rest
+            from ..testing.__main__ import main as serve
+
+            return serve(extra, prog="aclip serve")
+        if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    except SystemExit as exit_:  # --help, --version, or a usage error (already printed by argparse)
+        from . import _commands  # the client, numpy and anyio: only now that a command runs
+
+        command: Callable[[argparse.Namespace], bool] = getattr(_commands, options.command)
+        return EXIT_OK if command(options) else EXIT_FAILED
+    except SystemExit as exit_:  # --help, --version, or a usage error (which argparse has printed)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    try:
-        if options.command == "serve":
-            return _serve(extra)
-        return _COMMANDS[options.command](options)
     except InputError as err:  # an input the client cannot send (also an AclipError)
         return _fail(err, EXIT_USAGE)
     except AclipError as err:  # the server is down, refused the token, failed, ...
         return _fail(err, EXIT_FAILED)
-    except BrokenPipeError:  # e.g. `aclip encode ... | head`: the reader left; say nothing more
-        _silence_stdout()
+    except BrokenPipeError:  # e.g. `aclip encode ... | head`: the reader left; say nothing more, and point
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # stdout at /dev/null for the final flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
-    except (UsageError, ValueError, TypeError, OSError, ImportError) as err:  # bad options, URLs or files
+    except (ValueError, TypeError, OSError, ImportError) as err:  # bad options, URLs or files (UsageError too)
         return _fail(err, EXIT_USAGE)
     except KeyboardInterrupt:
         print("aclip: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # a bug: still one line, with the exception's type to report
-        print(f"aclip: error: unexpected {type(err).__name__}: {' '.join(str(err).split())}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(err, EXIT_FAILED, f"unexpected {type(err).__name__}: ")
 
 
-def _serve(arguments: Sequence[str]) -> int:
-    """``aclip serve``: the reference server's own command line, whose --help and usage errors exit."""
-    try:
-        return run_serve(arguments)
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-
-
-def _silence_stdout() -> None:
-    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush cannot fail again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
+def _fail(error: BaseException, status: int, prefix: str = "") -> int:
+    text = " ".join(str(error).split()) or type(error).__name__
+    print(f"aclip: error: {prefix}{text}", file=sys.stderr)
+    return status

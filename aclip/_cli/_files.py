@@ -1,4 +1,4 @@
-"""Inputs and outputs of the ``aclip`` command line (see :mod:`aclip._cli`).
+"""The command line's inputs and outputs (see :mod:`aclip._cli`).
 
 Inputs: each argument or ``--file`` line is a sentence or an image, detected as :class:`aclip.Client`
 detects strings. An image path with a wildcard (``images/*.png``) is a glob, expanded here (sorted, ``**``
@@ -14,12 +14,12 @@ import glob
 import json
 import os
 import sys
-from typing import IO, Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._inputs import Kind, classify_string
+from .._inputs import Kind, classify_string
 
 __all__ = ["UsageError", "gather_inputs", "one_input", "output_format", "write_embeddings"]
 
@@ -27,7 +27,7 @@ _WILDCARDS = frozenset("*?[")
 _JSON_LINES_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
     """A bad command line, or a file it names that is missing: exit status 2."""
 
 
@@ -113,11 +113,6 @@ def output_format(output: Optional[str]) -> str:
     raise UsageError(f"cannot tell the format of --output {output!r}: name it *.npy (numpy) or *.jsonl (JSON lines)")
 
 
-def _write_json_lines(stream: IO[str], inputs: Sequence[str], vectors: NDArray[np.float32]) -> None:
-    for text, row in zip(inputs, vectors):
-        stream.write(json.dumps({"input": text, "embedding": row.tolist()}) + "\n")
-
-
 def write_embeddings(inputs: Sequence[str], vectors: NDArray[np.float32], output: Optional[str]) -> Optional[str]:
     """Write one embedding per input, in input order; returns the file written (None: stdout).
 
@@ -125,14 +120,14 @@ def write_embeddings(inputs: Sequence[str], vectors: NDArray[np.float32], output
 
         write_embeddings(["a cat"], vectors, "out.npy")   # 'out.npy'
     """
-    if output_format(output) == "npy":
-        assert output is not None
+    if output is not None and output_format(output) == "npy":
         np.save(output, vectors, allow_pickle=False)
         return output
+    lines = (json.dumps({"input": text, "embedding": row.tolist()}) + "\n" for text, row in zip(inputs, vectors))
     if output is None or output == "-":
-        _write_json_lines(sys.stdout, inputs, vectors)
+        sys.stdout.writelines(lines)
         sys.stdout.flush()
         return None
     with open(output, "w", encoding="utf-8") as handle:
-        _write_json_lines(handle, inputs, vectors)
+        handle.writelines(lines)
     return output
