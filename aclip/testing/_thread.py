@@ -11,47 +11,62 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator
-from typing import Optional, Union
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, ParamSpec, Protocol, cast, overload
 
-from aclip.testing._loader import DEFAULT_FETCH_TIMEOUT
-from aclip.testing._sequencer import DEFAULT_HOLD
-from aclip.testing._server import PROTOCOLS, ReferenceServer
+from aclip.testing._server import ReferenceServer
 
 __all__ = ["serve_in_thread"]
 
 logger = logging.getLogger("aclip.testing")
 
+_P = ParamSpec("_P")
 
+_Serving = AbstractContextManager[ReferenceServer]
+
+
+class _ServeInThread(Protocol[_P]):
+    """The type of :func:`serve_in_thread`: a ready server and the timeouts, or ``_P``, ReferenceServer's options.
+
+    A ParamSpec cannot gain keyword arguments, so type checkers see the timeouts on the first form only.
+    """
+
+    @overload
+    def __call__(
+        self, server: ReferenceServer, /, *, start_timeout: float = 10.0, stop_timeout: float = 10.0
+    ) -> _Serving: ...
+
+    @overload
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _Serving: ...
+
+
+def _typed_with_the_options_of(
+    make: Callable[_P, ReferenceServer],
+) -> Callable[[Callable[..., _Serving]], _ServeInThread[_P]]:
+    """Type a ``serve_in_thread`` implementation with ``make``'s parameters, without restating them."""
+
+    def typed(serve: Callable[..., _Serving]) -> _ServeInThread[_P]:
+        return cast("_ServeInThread[_P]", serve)
+
+    return typed
+
+
+@_typed_with_the_options_of(ReferenceServer)
 @contextlib.contextmanager
 def serve_in_thread(
-    host: str = "127.0.0.1",
-    grpc_port: int = 0,
-    *,
-    http_port: int = 0,
-    websocket_port: int = 0,
-    protocols: Union[str, Iterable[str]] = PROTOCOLS,
-    out_of_order: bool = False,
-    out_of_order_hold: float = DEFAULT_HOLD,
-    token: Optional[str] = None,
-    fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
-    delay: float = 0.0,
-    certfile: Optional[str] = None,
-    keyfile: Optional[str] = None,
-    client_ca_file: Optional[str] = None,
-    fail_every: int = 0,
-    close_after: int = 0,
-    never_answer: bool = False,
-    fail_status: int = 0,
-    grpc_status: str = "",
-    start_timeout: float = 10.0,
-    stop_timeout: float = 10.0,
+    *args: Any, start_timeout: float = 10.0, stop_timeout: float = 10.0, **options: Any
 ) -> Iterator[ReferenceServer]:
-    """Run a :class:`ReferenceServer` (same options) in a daemon thread for the duration of the block.
+    """Run a :class:`ReferenceServer` in a daemon thread for the duration of the block.
+
+    Pass a server you made, ``serve_in_thread(ReferenceServer(token="t"))``, or the options to make one with,
+    ``serve_in_thread(token="t")`` (:class:`ReferenceServer`'s own parameters, which type checkers check
+    against its signature). Either way this helper starts the server and stops it on exit.
 
     Raises TimeoutError when the server is not listening within ``start_timeout`` seconds, and the server's
     own error when it cannot start (a port in use, say). On exit the server stops, cancelling open calls,
-    and the thread is joined for at most ``stop_timeout`` seconds.
+    and the thread is joined for at most ``stop_timeout`` seconds. Type checkers accept the two timeouts
+    beside a ready server only: ``serve_in_thread(ReferenceServer(delay=1.0), start_timeout=30)``.
 
     Example::
 
@@ -61,30 +76,16 @@ def serve_in_thread(
             ...
             assert server.stats.requests_received > 0
 
-        with serve_in_thread(protocols="http", fail_status=503) as server:
+        with serve_in_thread(ReferenceServer(protocols="http", fail_status=503)) as server:
             ...  # every POST is answered 503
             server.faults.fail_status = 0  # recovered
     """
-    server = ReferenceServer(
-        host,
-        grpc_port,
-        http_port=http_port,
-        websocket_port=websocket_port,
-        protocols=protocols,
-        out_of_order=out_of_order,
-        out_of_order_hold=out_of_order_hold,
-        token=token,
-        fetch_timeout=fetch_timeout,
-        delay=delay,
-        certfile=certfile,
-        keyfile=keyfile,
-        client_ca_file=client_ca_file,
-        fail_every=fail_every,
-        close_after=close_after,
-        never_answer=never_answer,
-        fail_status=fail_status,
-        grpc_status=grpc_status,
-    )
+    if args and isinstance(args[0], ReferenceServer):
+        if len(args) > 1 or options:
+            raise TypeError("serve_in_thread() takes a ReferenceServer or the options to make one, not both")
+        server = args[0]
+    else:
+        server = ReferenceServer(*args, **options)
     runner = _Runner(server)
     thread = threading.Thread(target=runner.run, name="aclip-reference-server", daemon=True)
     thread.start()

@@ -10,7 +10,6 @@ Raw clients only (aiohttp, grpclib); tests/interop/test_upstream_client.py runs 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -20,21 +19,10 @@ from aclip import __version__
 from aclip._pb.docarray_pb2 import DocumentProto
 from aclip._pb.jina_pb2 import DataRequestProto
 from aclip.testing import ReferenceExecutor, ReferenceServer, serve_in_thread
-from tests.test_reference_server import exchange, make_request
-from tests.test_reference_server_http_ws import get, post, session, ws_bytes
+from tests.testing.test_http_ws import get, post, session, ws_bytes
+from tests.testing.test_server import exchange, make_request
 
 TOKEN = "openapi-s3cret"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ReferenceServer]:
-    with serve_in_thread() as running:
-        yield running
 
 
 # --- GET /openapi.json ----------------------------------------------------------------------------------------

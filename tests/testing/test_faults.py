@@ -27,15 +27,10 @@ import aclip.testing._faults
 from aclip._pb.docarray_pb2 import DocumentProto
 from aclip._pb.jina_pb2 import DataRequestProto, StatusProto
 from aclip.testing import Faults, ReferenceServer, ServerStats, serve_in_thread
-from tests.test_reference_server import WAIT, embedding_bytes, expected, make_request, open_call, recv
-from tests.test_reference_server_http_ws import END, cli, grpc_exchange, json_embedding, receive, session, websocket
+from tests.testing.test_http_ws import END, cli, grpc_exchange, json_embedding, receive, session, websocket
+from tests.testing.test_server import WAIT, embedding_bytes, expected, make_request, open_call, recv
 
 PROTOCOLS = ("grpc", "http", "websocket")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 # --- one sequential conversation per protocol: ask, get the answer, ask again -----------------------------

@@ -10,10 +10,8 @@ import base64
 import contextlib
 import dataclasses
 import doctest
-import hashlib
 import http.server
 import importlib
-import inspect
 import pathlib
 import queue
 import signal
@@ -36,14 +34,10 @@ from aclip._grpc_codec import JINA_CALL, RawBytesCodec
 from aclip._pb.docarray_pb2 import DocumentProto, NdArrayProto
 from aclip._pb.jina_pb2 import DataRequestProto, StatusProto
 from aclip.testing import ReferenceExecutor, ReferenceServer, serve_in_thread
+from tests import helpers
 
 WAIT = 10.0  # seconds: upper bound of every wait in this module
-REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 # --- an independent statement of the test encoder (shared/reference/test-encoder.md) -------------------
@@ -51,15 +45,11 @@ def anyio_backend() -> str:
 
 def expected(payload: bytes) -> bytes:
     """The embedding bytes (<f4) the formula gives for ``payload``."""
-    seed = hashlib.sha256(payload).digest()
-    stream = b"".join(hashlib.sha256(seed + i.to_bytes(4, "little")).digest() for i in range(64))
-    v = np.frombuffer(stream, "<u4") / 2**32 * 2 - 1
-    return (v / np.linalg.norm(v)).astype("<f4").tobytes()
+    return helpers.expected_embedding(payload).astype("<f4").tobytes()
 
 
 def expected_tensor(t: np.ndarray) -> bytes:
-    a = np.ascontiguousarray(np.asarray(t).astype(np.uint8).squeeze())
-    return expected(repr(a.shape).encode() + a.tobytes())
+    return helpers.expected_tensor(t).astype("<f4").tobytes()
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(17)  # the magic is all the server checks
@@ -135,12 +125,6 @@ def embedding_bytes(doc: DocumentProto) -> bytes:
     return dense.buffer
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ReferenceServer]:
-    with serve_in_thread() as running:
-        yield running
-
-
 # --- the test encoder ------------------------------------------------------------------------------------
 
 
@@ -192,13 +176,16 @@ def test_public_names() -> None:
         assert getattr(aclip.testing, name).__doc__, name
 
 
-def test_serve_in_thread_takes_every_server_option() -> None:
-    server_options = inspect.signature(ReferenceServer).parameters
-    thread_options = inspect.signature(serve_in_thread).parameters
-    for name, parameter in server_options.items():
-        assert name in thread_options, name
-        assert thread_options[name].default == parameter.default, name
-        assert thread_options[name].kind == parameter.kind, name
+def test_serve_in_thread_takes_a_server_or_its_options() -> None:
+    with serve_in_thread("127.0.0.1", protocols=("http",), fail_every=3, start_timeout=WAIT) as server:
+        assert list(server.urls) == ["http"] and server.faults.fail_every == 3
+    ready = ReferenceServer(protocols=["grpc"], token="t")
+    with serve_in_thread(ready, start_timeout=WAIT, stop_timeout=WAIT) as server:
+        assert server is ready and list(server.urls) == ["grpc"]
+    with pytest.raises(TypeError, match="not both"), serve_in_thread(ReferenceServer(), token="t"):
+        pytest.fail("serve_in_thread took a server and options")
+    with pytest.raises(TypeError, match="fail_evry"), serve_in_thread(fail_evry=3):
+        pytest.fail("serve_in_thread took an option ReferenceServer does not have")
 
 
 # --- encoding through the gRPC frontend -------------------------------------------------------------------
@@ -384,14 +371,17 @@ async def test_token_is_required_when_set() -> None:
 
 
 class _SlowImages(http.server.BaseHTTPRequestHandler):
-    """Serves PNG at /fast.png at once, and at /slow.png only once the server's ``gate`` is set."""
+    """Serves PNG at /fast.png at once, and at /slow.png only once the server's ``gate`` is set; tells
+    (``server.requested``) when /slow.png has been asked for."""
 
     server: _ImageServer
 
     def do_GET(self) -> None:
-        if self.path == "/slow.png" and not self.server.gate.wait(WAIT):
-            self.send_error(504)
-            return
+        if self.path == "/slow.png":
+            self.server.requested.set()
+            if not self.server.gate.wait(WAIT):
+                self.send_error(504)
+                return
         if self.path not in ("/fast.png", "/slow.png"):
             self.send_error(404)
             return
@@ -408,12 +398,18 @@ class _SlowImages(http.server.BaseHTTPRequestHandler):
 class _ImageServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     gate: threading.Event
+    requested: threading.Event
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up waiting is no error
+            super().handle_error(request, client_address)
 
 
-@pytest.fixture
-def image_server() -> Iterator[_ImageServer]:
+@contextlib.contextmanager
+def serve_images() -> Iterator[_ImageServer]:
+    """An image server on 127.0.0.1 whose /slow.png answers only once ``gate`` is set (the test opens it)."""
     httpd = _ImageServer(("127.0.0.1", 0), _SlowImages)
-    httpd.gate = threading.Event()
+    httpd.gate, httpd.requested = threading.Event(), threading.Event()
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -423,6 +419,12 @@ def image_server() -> Iterator[_ImageServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(WAIT)
+
+
+@pytest.fixture
+def image_server() -> Iterator[_ImageServer]:
+    with serve_images() as httpd:
+        yield httpd
 
 
 def image_url(httpd: _ImageServer, path: str) -> str:

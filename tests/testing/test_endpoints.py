@@ -18,7 +18,7 @@ import importlib
 import json
 import math
 import pathlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import anyio
@@ -30,32 +30,21 @@ from aclip._pb.jina_pb2 import DataRequestProto, StatusProto
 from aclip.testing import ReferenceExecutor, ReferenceServer, serve_in_thread
 from aclip.testing._store import IndexStore
 from tests.helpers import expected_embedding, expected_tensor, expected_text, png_bytes
-from tests.test_reference_server import _comparable, exchange, make_request, tensor_proto
-from tests.test_reference_server_http_ws import post, ws_bytes
+from tests.testing.test_http_ws import post, ws_bytes
+from tests.testing.test_server import _comparable, exchange, make_request, tensor_proto
 
-DATA = pathlib.Path(__file__).resolve().parent / "data"
+DATA = pathlib.Path(__file__).resolve().parent.parent / "data"
 #: The logit scale of CLIP's softmax as the real server applies it (ln 100, written 4.60517): ~99.99998.
 LOGIT_SCALE = math.exp(4.60517)
 TOLERANCE = 1e-6
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[ReferenceServer]:
-    with serve_in_thread() as server:
-        yield server
-
-
-@pytest.fixture
-def server(running: ReferenceServer) -> ReferenceServer:
-    """The module's server with an empty index."""
-    running.executor.clear_index()
-    assert running.executor.indexed_count == 0
-    return running
+def server(server: ReferenceServer) -> ReferenceServer:
+    """The module's server (tests/testing/conftest.py) with an empty index."""
+    server.executor.clear_index()
+    assert server.executor.indexed_count == 0
+    return server
 
 
 # --- an independent statement of the formulas, in float64 -------------------------------------------------

@@ -43,19 +43,20 @@ from aclip._grpc_codec import JINA_CALL, RawBytesCodec
 from aclip._pb.docarray_pb2 import DocumentProto
 from aclip._pb.jina_pb2 import DataRequestProto, StatusProto
 from aclip.testing import ReferenceServer, serve_in_thread
-from tests.test_reference_server import (
+from tests.conftest import Certificates
+from tests.testing.test_server import (
     PNG,
     REPO,
     WAIT,
     WIRE,
     _comparable,
     _ImageServer,
-    _SlowImages,
     embedding_bytes,
     expected,
     expected_tensor,
     image_url,
     make_request,
+    serve_images,
     tensor_proto,
 )
 
@@ -64,49 +65,10 @@ END = b"\x00"  # the WebSocket bytes subprotocol's end-of-input frame
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ReferenceServer]:
-    with serve_in_thread() as running:
-        yield running
-
-
-class _GatedImageServer(_ImageServer):
-    requested: threading.Event
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up waiting is no error
-            super().handle_error(request, client_address)
-
-
-class _GatedImages(_SlowImages):
-    """As ``_SlowImages``, and tells (``server.requested``) when /slow.png has been asked for."""
-
-    server: _GatedImageServer
-
-    def do_GET(self) -> None:
-        if self.path == "/slow.png":
-            self.server.requested.set()
-        super().do_GET()
-
-
-@pytest.fixture
-def slow_images() -> Iterator[_GatedImageServer]:
+def slow_images() -> Iterator[_ImageServer]:
     """An image server whose /slow.png answers only once ``gate`` is set (the test opens it)."""
-    httpd = _GatedImageServer(("127.0.0.1", 0), _GatedImages)
-    httpd.gate, httpd.requested = threading.Event(), threading.Event()
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_images() as httpd:
         yield httpd
-    finally:
-        httpd.gate.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(WAIT)
 
 
 # --- raw clients ------------------------------------------------------------------------------------------
@@ -367,7 +329,7 @@ async def test_http_large_bodies_are_accepted(server: ReferenceServer) -> None:
 
 
 @pytest.mark.anyio
-async def test_http_posts_are_processed_concurrently(slow_images: _GatedImageServer) -> None:
+async def test_http_posts_are_processed_concurrently(slow_images: _ImageServer) -> None:
     slow = {"data": [{"uri": image_url(slow_images, "/slow.png")}]}
     with serve_in_thread(protocols="http") as server:
         url = server.url("http")
@@ -513,7 +475,7 @@ async def test_websocket_out_of_order_swaps_pairs() -> None:
 
 
 @pytest.mark.anyio
-async def test_websocket_reads_on_while_a_request_is_processed(slow_images: _GatedImageServer) -> None:
+async def test_websocket_reads_on_while_a_request_is_processed(slow_images: _ImageServer) -> None:
     slow = make_request(DocumentProto(uri=image_url(slow_images, "/slow.png")), request_id="slow")
     fast = make_request(DocumentProto(text="fast"), request_id="fast")
     with serve_in_thread(protocols=["websocket"]) as server:
@@ -547,7 +509,7 @@ async def test_websocket_connections_are_counted_and_awaited() -> None:
 
 
 @pytest.mark.anyio
-async def test_stopping_closes_websockets_and_answers_http_in_flight(slow_images: _GatedImageServer) -> None:
+async def test_stopping_closes_websockets_and_answers_http_in_flight(slow_images: _ImageServer) -> None:
     stack = contextlib.ExitStack()
     server = stack.enter_context(serve_in_thread(protocols=["http", "websocket"]))
     http_url, ws_url = server.url("http"), server.url("websocket")
@@ -616,11 +578,7 @@ async def test_token_is_required_on_every_protocol(caplog: pytest.LogCaptureFixt
 
 
 @dataclass(frozen=True)
-class Tls:
-    ca: trustme.CA
-    ca_file: str
-    certfile: str
-    keyfile: str
+class Tls(Certificates):
     client: trustme.LeafCert
 
     def client_context(self, alpn: Optional[str] = None, *, with_certificate: bool = False) -> ssl.SSLContext:
@@ -634,17 +592,10 @@ class Tls:
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
-    folder = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    ca_file, certfile, keyfile = folder / "ca.pem", folder / "server.pem", folder / "server.key"
-    ca.cert_pem.write_to_path(str(ca_file))
-    issued.cert_chain_pems[0].write_to_path(str(certfile))
-    for extra in issued.cert_chain_pems[1:]:
-        extra.write_to_path(str(certfile), append=True)
-    issued.private_key_pem.write_to_path(str(keyfile))
-    return Tls(ca, str(ca_file), str(certfile), str(keyfile), ca.issue_cert("aclip-test-client"))
+def tls(certificates: Certificates) -> Tls:
+    """The suite's certificates (tests/conftest.py) and a client certificate from the same CA."""
+    client = certificates.ca.issue_cert("aclip-test-client")
+    return Tls(certificates.ca, certificates.ca_file, certificates.certfile, certificates.keyfile, client)
 
 
 @pytest.mark.anyio
