@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, Tuple
 
 from ._errors import InputTypeError
@@ -18,9 +20,26 @@ from ._inputs import (
     mode_of,
     text_item,
 )
-from ._streaming import Batch
 
-__all__ = ["ChosenIds", "iter_batches", "match_wire_id"]
+__all__ = ["Batch", "ChosenIds", "iter_batches", "match_wire_id"]
+
+
+@dataclass
+class Batch:
+    """One request's worth of inputs: positions ``start .. start + len(items) - 1`` of the caller's input."""
+
+    seq: int
+    start: int
+    items: List[Item]
+    ids: List[str]
+    sources: Optional[List[Any]] = None  # the caller's Documents, in Documents mode
+    request_id: str = ""
+    request: Any = field(default=None, repr=False)  # the DataRequest message, kept until answered (for retries)
+    deadline: float = math.inf  # when the current attempt must have been answered (anyio's clock)
+
+    @property
+    def positions(self) -> range:
+        return range(self.start, self.start + len(self.ids))
 
 
 class ChosenIds(List[str]):

@@ -16,8 +16,9 @@ from ._document import DocumentList
 from ._status import ResponseStatus
 
 if TYPE_CHECKING:  # protobuf stays unimported until a call needs it
+    from ._batches import Batch
     from ._codec import DataRequestProto, DocumentProto
-    from ._streaming import Batch, ResultHandler
+    from ._streaming import ResultHandler
 
 __all__ = ["Callback", "Callbacks", "Response", "ResponseStatus", "Route"]
 

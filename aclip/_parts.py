@@ -11,8 +11,8 @@ from numpy.typing import NDArray
 from ._document import DocumentList
 
 if TYPE_CHECKING:
+    from ._batches import Batch
     from ._codec import DataRequestProto, DocumentProto
-    from ._streaming import Batch
 
 __all__ = ["Collected", "Part", "part_of"]
 

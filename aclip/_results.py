@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, cast
 
 import numpy as np
 
-from ._batches import ChosenIds
+from ._batches import Batch, ChosenIds
 from ._codec import (
     DataRequestProto,
     DocumentProto,
@@ -31,7 +31,6 @@ from ._codec import (
 )
 from ._document import Document, DocumentList
 from ._errors import MissingEmbeddingError, ProtocolError, describe_positions
-from ._streaming import Batch
 
 __all__ = ["ArrayCollector", "DocumentCollector", "answer_documents", "check_answer_ids", "embedding_rows"]
 

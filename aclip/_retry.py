@@ -22,7 +22,6 @@ from ._errors import (
 __all__ = ["backoff", "is_idempotent", "is_transient"]
 
 _RETRIED_HTTP_STATUSES = frozenset({502, 503, 504})
-_NON_IDEMPOTENT = ("/index",)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -42,7 +41,9 @@ def is_transient(error: BaseException) -> bool:
 
 def is_idempotent(endpoint: str) -> bool:
     """Whether sending a request to ``endpoint`` twice is harmless (index stores documents: it is not)."""
-    return not endpoint.startswith(_NON_IDEMPOTENT)
+    from ._endpoints import rules_for
+
+    return rules_for(endpoint).idempotent
 
 
 def backoff(attempt: int, *, base: float = 0.2, cap: float = 10.0, rng: Optional[random.Random] = None) -> float:

@@ -34,6 +34,7 @@ from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Seq
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._batches import Batch
 from ._codec import DataRequestProto, DocumentProto, build_request, executor_failure
 from ._constants import DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE
 from ._deadline import Deadline, remaining
@@ -45,34 +46,15 @@ from ._errors import (
     describe_positions,
 )
 from ._groups import BaseExceptionGroup, first_error
-from ._inputs import Item
 from ._loading import LazyFetcher, load_batch_items
 from ._retry import backoff, is_idempotent, is_transient
 from ._status import ResponseStatus
 from ._transports.base import DuplexStream, Received, Transport
 from ._wire import WireFormat, wire_format
 
-__all__ = ["Batch", "BatchSource", "CallSettings", "FailureHandler", "ResultHandler", "run_stream"]
+__all__ = ["BatchSource", "CallSettings", "FailureHandler", "ResultHandler", "run_stream"]
 
 logger = logging.getLogger("aclip")
-
-
-@dataclass
-class Batch:
-    """One request's worth of inputs: positions ``start .. start + len(items) - 1`` of the caller's input."""
-
-    seq: int
-    start: int
-    items: List[Item]
-    ids: List[str]
-    sources: Optional[List[Any]] = None  # the caller's Documents, in Documents mode
-    request_id: str = ""
-    request: Any = field(default=None, repr=False)  # the DataRequest message, kept until answered (for retries)
-    deadline: float = math.inf  # when the current attempt must have been answered (anyio's clock)
-
-    @property
-    def positions(self) -> range:
-        return range(self.start, self.start + len(self.ids))
 
 
 #: Yields the batches of one call, in input order, with items classified but not yet loaded.

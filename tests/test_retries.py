@@ -123,3 +123,13 @@ async def test_http_503_is_retried_and_recovers() -> None:
             proxy.faults.fail_status = 0
             vectors = await client.aencode(["x"])
         np.testing.assert_array_equal(vectors[0], expected_text("x"))
+
+
+def test_one_table_holds_the_rules_of_every_endpoint() -> None:
+    from aclip._endpoints import rules_for
+
+    assert rules_for("/encode/ViT-B-32") == rules_for("/encode")
+    assert rules_for("/rank").spread and not rules_for("/search").spread
+    assert rules_for("/search").own_ids and not rules_for("/index").own_ids
+    unknown = rules_for("/something/else")  # an endpoint aclip does not know gets the careful rules
+    assert not (unknown.idempotent or unknown.spread or unknown.own_ids)
