@@ -38,8 +38,10 @@ from ._address import ServerAddress, parse_server
 from ._callbacks import Callback, Callbacks, Response
 
 if TYPE_CHECKING:
+    from ._batches import Batch
     from ._codec import DataRequestProto, DocumentProto
-    from ._streaming import Batch, ResultHandler
+    from ._streaming import ResultHandler
+    from ._transports.base import Transport
 from ._constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONNECT_TIMEOUT,
@@ -53,6 +55,7 @@ from ._constants import (
     NotGiven,
 )
 from ._document import Document, DocumentList
+from ._endpoints import rules_for
 from ._errors import AclipError, ClientClosedError, InputTypeError
 from ._fork import abandon, forget_after_fork
 from ._groups import BaseExceptionGroup, first_error
@@ -128,6 +131,10 @@ class AsyncClient:
     only, at most ``max_message_size`` bytes and 30 s each, through environment proxies only with
     ``trust_env``, and never with the client's token or headers.
 
+    ``transport=`` replaces the network for the one server given: ``MemoryTransport(handler)`` answers each
+    request in this process (``aclip.testing.ReferenceExecutor().handle`` is the reference server as a
+    handler), for fast unit tests of code that uses a client.
+
     ``strings_are_text=True`` makes every str input a sentence, whatever it looks like: ``"cat.png"``,
     ``"/etc/passwd.png"``, ``"https://example.com/x.png"`` and ``"data:image/png;base64,..."`` are all
     embedded as text, and nothing is read from disk or fetched because of a string. Use it in a service
@@ -160,6 +167,7 @@ class AsyncClient:
         trust_env: bool = False,
         max_message_size: int = MAX_MESSAGE_SIZE,
         strings_are_text: bool = False,
+        transport: Optional[Transport] = None,
     ) -> None:
         from ._headers import checked_headers
         from ._transports import TransportOptions, ssl_context_for
@@ -189,6 +197,9 @@ class AsyncClient:
             )
             for address in self._addresses
         ]
+        if transport is not None and len(self._addresses) != 1:
+            raise ValueError("transport= serves one server: give one server URL with it (it names the server)")
+        self._given_transport = transport  # the caller's: used on every loop, closed only with the client
         self._transports: Dict[asyncio.AbstractEventLoop, _LoopTransports] = {}
         self._set_aside_until: Dict[int, float] = {}  # server index -> monotonic time it may be tried again
         self._lock = threading.Lock()
@@ -240,7 +251,7 @@ class AsyncClient:
                     # of its async generator, which is therefore kept rather than collected.
                     abandon(self._transports.pop(stale))
                 transports = [
-                    create_transport(address, options)
+                    self._given_transport or create_transport(address, options)
                     for address, options in zip(self._addresses, self._transport_options)
                 ]
                 entry = self._transports[loop] = _LoopTransports(transports, self._close_at_loop_end(loop, transports))
@@ -257,9 +268,10 @@ class AsyncClient:
                 entry = self._transports.get(loop)
                 if entry is not None and entry.transports is transports:
                     del self._transports[loop]
-            for transport in transports:
+            owned = [transport for transport in transports if transport is not self._given_transport]
+            for transport in owned:
                 transport.mark_closed()  # all of them before any closes: none reconnects meanwhile
-            for transport in transports:
+            for transport in owned:
                 await transport.aclose()
 
     def _after_fork_in_child(self) -> None:
@@ -277,7 +289,7 @@ class AsyncClient:
         transports = self._loop_transports()
         now = time.monotonic()
         healthy = [t for i, t in enumerate(transports) if self._set_aside_until.get(i, 0.0) <= now] or transports
-        spread = endpoint == "/" or endpoint.startswith(_SPREAD_ENDPOINTS)
+        spread = rules_for(endpoint).spread
         return healthy if spread else healthy[:1]
 
     def _set_aside(self, transport: Any) -> None:
@@ -301,20 +313,34 @@ class AsyncClient:
             finally:
                 await client.aclose()
         """
+        closer = self._close_soon(asyncio.get_running_loop())
+        if closer is not None:
+            await closer.aclose()  # runs its ``finally``: the transports close
+
+    def _close_soon(self, keep: Optional[asyncio.AbstractEventLoop]) -> Optional[AsyncGenerator[None, None]]:
+        """Mark the client closed, and every transport with it; start closing each loop's connections on that loop.
+
+        Returns the closer of loop ``keep`` instead, for the caller to run there. The synchronous half of
+        :meth:`aclose`, safe from any thread: the sync Client's ``close()`` calls it under its own lock, so
+        the client has one closed state, and no call starts a connection once it returned.
+        """
         with self._lock:
             self._closed = True
             transports, self._transports = self._transports, {}
             for entry in transports.values():
                 for transport in entry.transports:
                     transport.mark_closed()
-        current = asyncio.get_running_loop()
+            if self._given_transport is not None:  # kept across loops: closed with the client, not a loop
+                self._given_transport.mark_closed()
+        kept = None
         for loop, entry in transports.items():
-            if loop is current:
-                await entry.closer.aclose()  # runs its ``finally``: the transports close
+            if loop is keep:
+                kept = entry.closer
             elif not loop.is_closed():
                 asyncio.run_coroutine_threadsafe(entry.closer.aclose(), loop)
             else:
                 abandon(entry)
+        return kept
 
     @overload
     async def aencode(
@@ -827,14 +853,16 @@ class AsyncClient:
             if not await client.ais_ready(timeout=2):
                 raise RuntimeError("the CLIP server is not ready")
         """
-        return all(reason is None for reason in await self.readiness(timeout))
+        return all(reason is None for reason in await self.areadiness(timeout))
 
-    async def readiness(self, timeout: float = DEFAULT_READY_TIMEOUT) -> List[Optional[str]]:
+    async def areadiness(self, timeout: float = DEFAULT_READY_TIMEOUT) -> List[Optional[str]]:
         """For each server, in order: None when it is ready, else why not (one line, never raises).
+
+        ``readiness`` is the same coroutine under its former name.
 
         Example::
 
-            for url, reason in zip(urls, await client.readiness()):
+            for url, reason in zip(urls, await client.areadiness()):
                 print(url, reason or "ready")
         """
         wait = _checked_timeout(timeout)
@@ -852,6 +880,9 @@ class AsyncClient:
             for index, transport in enumerate(transports):
                 tasks.start_soon(ask, index, transport)
         return reasons
+
+    #: The former name of :meth:`areadiness`, kept: ``await client.readiness()`` works as before.
+    readiness = areadiness
 
     async def aprofile(self, content: str = "", *, show: bool = True) -> Dict[str, float]:
         """Time one request and break the time down by the server's own route timestamps.
@@ -956,7 +987,7 @@ class AsyncClient:
             batch_size=options.batch_size,
             collected=collected,
             strings_are_text=self._strings_are_text,
-            keep_ids=endpoint == "/index",  # index stores the caller's ids; other calls send aclip's own
+            keep_ids=not rules_for(endpoint).own_ids,  # index stores the caller's ids; others send aclip's own
             **extra,
         )
         first = next(batches, None)
@@ -1040,9 +1071,7 @@ class _LoopTransports:
             closer.__anext__().send(None)
 
 
-#: Endpoints whose batches are spread over every server; the others (index, search) use one server,
-#: since each server may keep its own index.
-_SPREAD_ENDPOINTS = ("/encode", "/rank")
+#: How long a server that keeps failing is skipped by later calls.
 _SET_ASIDE_SECONDS = 30.0
 
 
