@@ -38,6 +38,7 @@ if _typing.TYPE_CHECKING:  # type checkers see the real names; at run time they 
     from ._document import Document, DocumentList, NamedScore
     from ._parts import Collected, Part
     from ._sync import Client
+    from ._transports.memory import MemoryTransport
 
 #: Public names that live in modules importing numpy and anyio: loaded when first asked for, so that
 #: ``import aclip`` (a CLI's start, a web app's import) stays fast.
@@ -47,6 +48,7 @@ _LAZY = {
     "Collected": "._parts",
     "Document": "._document",
     "DocumentList": "._document",
+    "MemoryTransport": "._transports.memory",
     "NamedScore": "._document",
     "Part": "._parts",
     "Response": "._callbacks",
@@ -86,6 +88,7 @@ __all__ = [
     "InputError",
     "InputTypeError",
     "JsonError",
+    "MemoryTransport",
     "MessageTooLargeError",
     "MissingEmbeddingError",
     "NamedScore",
