@@ -50,7 +50,7 @@ from ._loading import LazyFetcher, load_batch_items
 from ._retry import backoff, is_idempotent, is_transient
 from ._status import ResponseStatus
 from ._transports.base import DuplexStream, Received, Transport
-from ._wire import WireFormat, wire_format
+from ._wire import WireFormat
 
 __all__ = ["BatchSource", "CallSettings", "FailureHandler", "ResultHandler", "run_stream"]
 
@@ -273,7 +273,7 @@ class _Call:
     async def run_lane(self, transport: Transport, prepared: MemoryObjectReceiveStream[Batch]) -> None:
         """Streams to one server until the call is complete, retrying transient failures with backoff."""
         failures_in_a_row = 0
-        wire = wire_format(transport.wire_format)
+        wire = transport.wire_format
         while not self.complete:
             lane = _Lane(wire, self._deadline)
             try:

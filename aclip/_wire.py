@@ -1,7 +1,8 @@
 """Wire formats: how a DataRequest message becomes a frame's bytes and back.
 
-gRPC and WebSocket carry serialised protobuf; HTTP carries Jina's JSON. A transport names its format and
-the engine serialises and parses with it, so the rest of aclip only ever sees DataRequest messages.
+gRPC and WebSocket carry serialised protobuf (:data:`PROTOBUF`); HTTP carries Jina's JSON (:data:`JSON`).
+Each transport names the format of its frames as a class attribute, and the engine serialises and parses
+with it, so the rest of aclip only ever sees DataRequest messages.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Callable
 
 from ._codec import DataRequestProto, parse_response
 
-__all__ = ["WireFormat", "wire_format"]
+__all__ = ["JSON", "PROTOBUF", "WireFormat"]
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,19 @@ def _serialize_protobuf(request: DataRequestProto) -> bytes:
     return request.SerializeToString()
 
 
-def wire_format(name: str) -> WireFormat:
-    """The wire format called ``name``: ``"protobuf"`` or ``"json"``."""
-    if name == "protobuf":
-        return WireFormat("protobuf", _serialize_protobuf, parse_response)
-    if name == "json":
-        from ._jsonwire import dumps, loads, request_to_json, response_from_json
+def _serialize_json(request: DataRequestProto) -> bytes:
+    from ._jsonwire import dumps, request_to_json
 
-        return WireFormat(
-            "json",
-            lambda request: dumps(request_to_json(request)),
-            lambda data: response_from_json(loads(data)),
-        )
-    raise ValueError(f"unknown wire format {name!r}")
+    return dumps(request_to_json(request))
+
+
+def _parse_json(data: bytes) -> DataRequestProto:
+    from ._jsonwire import loads, response_from_json
+
+    return response_from_json(loads(data))
+
+
+#: Serialised protobuf DataRequests (gRPC, WebSocket).
+PROTOBUF = WireFormat("protobuf", _serialize_protobuf, parse_response)
+#: Jina's JSON DataRequests (HTTP); the JSON codec loads on first use.
+JSON = WireFormat("json", _serialize_json, _parse_json)

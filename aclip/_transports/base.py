@@ -17,6 +17,7 @@ from typing import AsyncContextManager, Callable, ClassVar, Dict, Mapping, Optio
 from .._address import ServerAddress
 from .._constants import DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE
 from .._errors import MessageTooLargeError
+from .._wire import PROTOBUF, WireFormat
 
 __all__ = [
     "DuplexStream",
@@ -98,8 +99,8 @@ class DuplexStream(abc.ABC):
 class Transport(abc.ABC):
     """Connections to one server over one protocol, bound to the event loop that created them."""
 
-    #: How frames are encoded on this transport: "protobuf" (gRPC, WebSocket) or "json" (HTTP).
-    wire_format: ClassVar[str] = "protobuf"
+    #: How frames are encoded on this transport: PROTOBUF (gRPC, WebSocket) or JSON (HTTP).
+    wire_format: ClassVar[WireFormat] = PROTOBUF
 
     #: Set once closing began (:meth:`mark_closed`): from then on the transport opens no connection and no
     #: stream, and a stream still open that fails reports ClientClosedError (see :mod:`._closing`).

@@ -30,6 +30,7 @@ from anyio.abc import TaskGroup
 from .._address import ServerAddress
 from .._errors import AclipError, AuthenticationError, HTTPStatusError, ProtocolError
 from .._groups import BaseExceptionGroup, first_error
+from .._wire import JSON
 from ._aiohttp import AiohttpTransport, translate_error
 from ._closing import client_closed, reported_as_closed
 from ._redirects import is_redirect, refused_redirect
@@ -251,7 +252,7 @@ class _HttpDuplex(DuplexStream):
 class HttpTransport(AiohttpTransport):
     """POSTs JSON DataRequests to ``/post`` over one aiohttp session (created on first use)."""
 
-    wire_format = "json"
+    wire_format = JSON
     schemes = ("http", "https")
     path = "/post"
     extra_headers: ClassVar[Dict[str, str]] = {
