@@ -60,10 +60,9 @@ class Collected:
 
 def part_of(batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Part:
     """The Part for one answered batch (Documents mode sets the embeddings on the caller's Documents)."""
-    from ._results import DocumentCollector, embedding_rows
+    from ._results import embedding_rows, place_on_documents
 
     if batch.sources is not None:
-        documents = DocumentList(batch.sources)
-        DocumentCollector(documents)(batch, message, docs)
-        return Part(batch.positions, documents=documents)
+        place_on_documents(batch, docs)
+        return Part(batch.positions, documents=DocumentList(batch.sources))
     return Part(batch.positions, embeddings=embedding_rows(batch, docs))

@@ -32,7 +32,14 @@ from ._codec import (
 from ._document import Document, DocumentList
 from ._errors import MissingEmbeddingError, ProtocolError, describe_positions
 
-__all__ = ["ArrayCollector", "DocumentCollector", "answer_documents", "check_answer_ids", "embedding_rows"]
+__all__ = [
+    "ArrayCollector",
+    "DocumentCollector",
+    "answer_documents",
+    "check_answer_ids",
+    "embedding_rows",
+    "place_on_documents",
+]
 
 
 def check_answer_ids(batch: Batch, docs: Sequence[DocumentProto]) -> None:
@@ -262,23 +269,29 @@ class DocumentCollector:
         self._with_matches = with_matches
 
     def __call__(self, batch: Batch, response: DataRequestProto, docs: List[DocumentProto]) -> None:
-        check_answer_ids(batch, docs)
-        sources: List[Any] = batch.sources or []
-        vectors = [_embedding(doc, batch.start + offset) for offset, doc in enumerate(docs)]
-        present = [offset for offset, vector in enumerate(vectors) if vector is not None]
-        if present:
-            kept = [cast(np.ndarray, vectors[offset]) for offset in present]
-            stacked = _checked(kept, [batch.start + offset for offset in present])
-            for index, offset in enumerate(present):  # a row of the new array, or (lengths differ) a copy
-                sources[offset].embedding = stacked[index] if stacked is not None else kept[index].copy()
-        for offset, (source, doc) in enumerate(zip(sources, docs)):
-            if doc.mime_type and hasattr(source, "mime_type") and not source.mime_type:
-                source.mime_type = doc.mime_type
-            if self._with_matches:
-                source.matches = _matches_like(source, doc.matches, _caller_match_ids(batch, offset, doc))
+        place_on_documents(batch, docs, with_matches=self._with_matches)
 
     def result(self) -> DocumentList:
         return self._documents
+
+
+def place_on_documents(batch: Batch, docs: List[DocumentProto], *, with_matches: bool = False) -> None:
+    """Set one answered batch's embeddings (and ``mime_type``, and with ``with_matches`` the matches) on
+    the caller's Documents of that batch, as :class:`DocumentCollector` describes."""
+    check_answer_ids(batch, docs)
+    sources: List[Any] = batch.sources or []
+    vectors = [_embedding(doc, batch.start + offset) for offset, doc in enumerate(docs)]
+    present = [offset for offset, vector in enumerate(vectors) if vector is not None]
+    if present:
+        kept = [cast(np.ndarray, vectors[offset]) for offset in present]
+        stacked = _checked(kept, [batch.start + offset for offset in present])
+        for index, offset in enumerate(present):  # a row of the new array, or (lengths differ) a copy
+            sources[offset].embedding = stacked[index] if stacked is not None else kept[index].copy()
+    for offset, (source, doc) in enumerate(zip(sources, docs)):
+        if doc.mime_type and hasattr(source, "mime_type") and not source.mime_type:
+            source.mime_type = doc.mime_type
+        if with_matches:
+            source.matches = _matches_like(source, doc.matches, _caller_match_ids(batch, offset, doc))
 
 
 def answer_documents(batch: Batch, docs: List[DocumentProto]) -> DocumentList:
