@@ -18,7 +18,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from ._document import Document, NamedScore
 from ._errors import InputError, ProtocolError
-from ._inputs import Item, Kind
+from ._items import Item, Kind
 from ._pb.docarray_pb2 import DocumentProto, NdArrayProto
 from ._pb.jina_pb2 import DataRequestProto, StatusProto
 from ._status import ResponseStatus

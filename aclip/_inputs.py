@@ -56,12 +56,13 @@ import itertools
 import math
 import os
 import stat
-from typing import Any, Iterable, Iterator, List, Mapping, NamedTuple, NoReturn, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, Iterator, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ._document import Document
 from ._errors import InputError, InputTypeError
+from ._items import Item, Kind
 
 __all__ = [
     "InputMode",
@@ -99,30 +100,6 @@ _IMAGE_MIME_BY_EXTENSION = {
 }
 _MAX_PATH_LENGTH = 4096
 _SHOWN_INPUT_LENGTH = 60
-
-
-class Kind(enum.IntEnum):
-    """What an input item is, as far as the wire is concerned."""
-
-    TEXT = 0  # payload: the sentence
-    BLOB = 1  # payload: encoded image bytes
-    TENSOR = 2  # payload: a C-contiguous ndarray [H, W, C]
-    REMOTE_URI = 3  # payload: None; the server loads ``uri`` (or aclip._fetch, with fetch_remote_images)
-    LOCAL_FILE = 4  # payload: the path; read by load_batch (regular files only)
-    DATA_URI = 5  # payload: the data URI; decoded by load_batch
-    EMPTY = 6  # payload: None; a document without content (the server returns no embedding)
-
-
-class Item(NamedTuple):
-    """One input item ready for the codec (after :func:`load_batch`, kind is never LOCAL_FILE/DATA_URI)."""
-
-    kind: Kind
-    payload: Union[str, bytes, np.ndarray, None]
-    uri: str
-    mime_type: str
-    tags: Optional[Mapping[str, Any]] = None
-    #: (id, item) of each match, for rank: the candidates a root document is compared with
-    matches: Tuple[Tuple[str, Item], ...] = ()
 
 
 class InputMode(enum.Enum):

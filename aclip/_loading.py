@@ -29,7 +29,8 @@ from ._deadline import bounded
 from ._errors import RequestTimeoutError, describe_positions
 from ._fetch import ImageFetcher
 from ._groups import BaseExceptionGroup, first_error
-from ._inputs import Item, Kind, load_batch, needs_loading
+from ._inputs import load_batch, needs_loading
+from ._items import Item, Kind
 
 __all__ = ["DOWNLOADS_AT_ONCE", "LazyFetcher", "load_batch_items"]
 
