@@ -1,16 +1,19 @@
-"""AsyncClient: the one real implementation of every call; the sync Client forwards to it."""
+"""AsyncClient: the operations (encode, rank, index, search, readiness, profile); the sync Client forwards to it.
+
+Each operation checks its options once (:meth:`AsyncClient._options`), turns its input into batches and runs one
+stream (:func:`aclip._streaming.run_stream`) over the servers that the pool hands out: :mod:`aclip._pool` owns the
+transports of each event loop, what a forked child drops, and the servers set aside after repeated failures.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import logging
 import os
 import ssl
-import threading
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
@@ -56,16 +59,14 @@ from ._constants import (
 )
 from ._document import Document, DocumentList
 from ._endpoints import rules_for
-from ._errors import AclipError, ClientClosedError, InputTypeError
-from ._fork import abandon, forget_after_fork
+from ._errors import AclipError, InputTypeError
 from ._groups import BaseExceptionGroup, first_error
 from ._inputs import InputMode
 from ._parts import Collected, Part
+from ._pool import TransportPool
 from ._tls import TLSOptions
 
 __all__ = ["AsyncClient"]
-
-logger = logging.getLogger("aclip")
 
 EncodeResult = Union[NDArray[np.float32], DocumentList]
 
@@ -88,6 +89,12 @@ def _positive_int(name: str, value: object) -> int:
         raise TypeError(f"{name} must be a positive int, not {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {value!r}")
     return value
 
 
@@ -172,7 +179,8 @@ class AsyncClient:
         from ._headers import checked_headers
         from ._transports import TransportOptions, ssl_context_for
 
-        self._addresses: List[ServerAddress] = _parse_servers(server)
+        addresses = _parse_servers(server)
+        self._server = ", ".join(str(address) for address in addresses)
         token = _token_from(credential)
         sent_headers = {**({"authorization": token} if token else {}), **checked_headers(headers)}
         tls = TLSOptions(ssl_context=ssl_context, ca_file=ca_file, client_cert=client_cert, client_key=client_key)
@@ -181,30 +189,22 @@ class AsyncClient:
         self._max_retries = _checked_retries(max_retries)
         if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
-        if not isinstance(trust_env, bool):
-            raise TypeError(f"trust_env must be True or False, not {trust_env!r}")
-        if not isinstance(strings_are_text, bool):
-            raise TypeError(f"strings_are_text must be True or False, not {strings_are_text!r}")
-        self._strings_are_text = strings_are_text
-        self._max_message_size = _positive_int("max_message_size", max_message_size)
-        self._transport_options = [
+        _flag("trust_env", trust_env)
+        self._strings_are_text = _flag("strings_are_text", strings_are_text)
+        max_message_size = _positive_int("max_message_size", max_message_size)
+        options = [
             TransportOptions(
                 ssl_context=ssl_context_for(address, tls),
                 connect_timeout=float(connect_timeout),
                 headers=sent_headers,
                 trust_env=trust_env,
-                max_message_size=self._max_message_size,
+                max_message_size=max_message_size,
             )
-            for address in self._addresses
+            for address in addresses
         ]
-        if transport is not None and len(self._addresses) != 1:
+        if transport is not None and len(addresses) != 1:
             raise ValueError("transport= serves one server: give one server URL with it (it names the server)")
-        self._given_transport = transport  # the caller's: used on every loop, closed only with the client
-        self._transports: Dict[asyncio.AbstractEventLoop, _LoopTransports] = {}
-        self._set_aside_until: Dict[int, float] = {}  # server index -> monotonic time it may be tried again
-        self._lock = threading.Lock()
-        self._closed = False
-        forget_after_fork(self)
+        self._pool = TransportPool(addresses, options, given=transport, owner=repr(self))
 
     def __repr__(self) -> str:
         return f"AsyncClient({self.server!r})"
@@ -212,7 +212,7 @@ class AsyncClient:
     @property
     def server(self) -> str:
         """The server URL this client talks to (never the token); several are joined with ", "."""
-        return ", ".join(str(address) for address in self._addresses)
+        return self._server
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -225,78 +225,13 @@ class AsyncClient:
     ) -> None:
         await self.aclose()
 
-    def _timeout_for(self, timeout: Union[float, NotGiven, None]) -> Optional[float]:
-        return self._timeout if isinstance(timeout, NotGiven) else _checked_timeout(timeout)
+    @property
+    def _closed(self) -> bool:  # the sync Client's closed state too
+        return self._pool.closed
 
-    def _retries_for(self, max_retries: Union[int, NotGiven]) -> int:
-        return self._max_retries if isinstance(max_retries, NotGiven) else _checked_retries(max_retries)
-
-    def _loop_transports(self) -> List[Any]:
-        """One transport per server for the running event loop, created on first use.
-
-        They are closed when the loop shuts down (``asyncio.run`` and other runners finalise async
-        generators before closing the loop, and one of ours closes them), so one client can serve
-        ``asyncio.run`` after ``asyncio.run``, or a test framework's loop per test.
-        """
-        from ._transports import create_transport
-
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._closed:
-                raise ClientClosedError(f"{self!r} is closed; create a new client")
-            entry = self._transports.get(loop)
-            if entry is None:
-                for stale in [known for known in self._transports if known.is_closed()]:
-                    # A loop closed without finalising: nothing can run there now, not even the finaliser
-                    # of its async generator, which is therefore kept rather than collected.
-                    abandon(self._transports.pop(stale))
-                transports = [
-                    self._given_transport or create_transport(address, options)
-                    for address, options in zip(self._addresses, self._transport_options)
-                ]
-                entry = self._transports[loop] = _LoopTransports(transports, self._close_at_loop_end(loop, transports))
-            return entry.transports
-
-    async def _close_at_loop_end(
-        self, loop: asyncio.AbstractEventLoop, transports: List[Any]
-    ) -> AsyncGenerator[None, None]:
-        """Started once per loop and never resumed: the loop's shutdown closes it, and so the transports."""
-        try:
-            yield
-        finally:
-            with self._lock:
-                entry = self._transports.get(loop)
-                if entry is not None and entry.transports is transports:
-                    del self._transports[loop]
-            owned = [transport for transport in transports if transport is not self._given_transport]
-            for transport in owned:
-                transport.mark_closed()  # all of them before any closes: none reconnects meanwhile
-            for transport in owned:
-                await transport.aclose()
-
-    def _after_fork_in_child(self) -> None:
-        """After ``os.fork()``, in the child: the parent's connections and loops are not ours to use or close."""
-        self._lock = threading.Lock()
-        abandon(self._transports)  # kept, never closed: closing would end the parent's connections
-        self._transports = {}
-
-    def _transports_for(self, endpoint: str) -> List[Any]:
-        """The servers a call uses: every healthy one for encode and rank, the first healthy one otherwise.
-
-        A server set aside after repeated failures is skipped until its time is up; when every server
-        is set aside, all are tried again.
-        """
-        transports = self._loop_transports()
-        now = time.monotonic()
-        healthy = [t for i, t in enumerate(transports) if self._set_aside_until.get(i, 0.0) <= now] or transports
-        spread = rules_for(endpoint).spread
-        return healthy if spread else healthy[:1]
-
-    def _set_aside(self, transport: Any) -> None:
-        for entry in self._transports.values():
-            if transport in entry.transports:
-                self._set_aside_until[entry.transports.index(transport)] = time.monotonic() + _SET_ASIDE_SECONDS
-                logger.debug("%r is set aside for %g s after repeated failures", transport, _SET_ASIDE_SECONDS)
+    def _close_soon(self, keep: Optional[asyncio.AbstractEventLoop]) -> Optional[AsyncGenerator[None, None]]:
+        """The synchronous half of :meth:`aclose`, for the sync Client: :meth:`TransportPool.close_soon`."""
+        return self._pool.close_soon(keep)
 
     async def aclose(self) -> None:
         """Close the client's connections; later calls raise ClientClosedError, and so do calls in flight.
@@ -313,34 +248,36 @@ class AsyncClient:
             finally:
                 await client.aclose()
         """
-        closer = self._close_soon(asyncio.get_running_loop())
-        if closer is not None:
-            await closer.aclose()  # runs its ``finally``: the transports close
+        await self._pool.aclose()
 
-    def _close_soon(self, keep: Optional[asyncio.AbstractEventLoop]) -> Optional[AsyncGenerator[None, None]]:
-        """Mark the client closed, and every transport with it; start closing each loop's connections on that loop.
+    def _options(
+        self,
+        *,
+        batch_size: int,
+        prefetch: int,
+        show_progress: bool = False,
+        timeout: Union[float, NotGiven, None] = NOT_GIVEN,
+        max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        headers: Optional[Mapping[str, str]] = None,
+        on_done: Optional[Callback] = None,
+        on_error: Optional[Callback] = None,
+        on_always: Optional[Callback] = None,
+    ) -> _CallOptions:
+        """A call's options, checked; the client's own timeout and max_retries where the call gives none."""
+        from ._headers import checked_headers
 
-        Returns the closer of loop ``keep`` instead, for the caller to run there. The synchronous half of
-        :meth:`aclose`, safe from any thread: the sync Client's ``close()`` calls it under its own lock, so
-        the client has one closed state, and no call starts a connection once it returned.
-        """
-        with self._lock:
-            self._closed = True
-            transports, self._transports = self._transports, {}
-            for entry in transports.values():
-                for transport in entry.transports:
-                    transport.mark_closed()
-            if self._given_transport is not None:  # kept across loops: closed with the client, not a loop
-                self._given_transport.mark_closed()
-        kept = None
-        for loop, entry in transports.items():
-            if loop is keep:
-                kept = entry.closer
-            elif not loop.is_closed():
-                asyncio.run_coroutine_threadsafe(entry.closer.aclose(), loop)
-            else:
-                abandon(entry)
-        return kept
+        call_timeout = self._timeout if isinstance(timeout, NotGiven) else _checked_timeout(timeout)
+        retries = self._max_retries if isinstance(max_retries, NotGiven) else _checked_retries(max_retries)
+        progress = _flag("show_progress", show_progress)
+        return _CallOptions(
+            batch_size=_positive_int("batch_size", batch_size),
+            prefetch=_positive_int("prefetch", prefetch),
+            show_progress=progress,
+            callbacks=Callbacks(on_done, on_error, on_always),
+            timeout=call_timeout,
+            max_retries=retries,
+            headers=checked_headers(headers),
+        )
 
     @overload
     async def aencode(
@@ -431,16 +368,16 @@ class AsyncClient:
         from ._inputs import peek_mode
         from ._results import ArrayCollector
 
-        options = _CallOptions.checked(
-            batch_size,
-            prefetch,
-            show_progress,
-            on_done,
-            on_error,
-            on_always,
-            timeout=self._timeout_for(timeout),
-            max_retries=self._retries_for(max_retries),
+        options = self._options(
+            batch_size=batch_size,
+            prefetch=prefetch,
+            show_progress=show_progress,
+            timeout=timeout,
+            max_retries=max_retries,
             headers=headers,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
         )
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
         total = _length(content)
@@ -491,16 +428,14 @@ class AsyncClient:
             error = response.status.error(endpoint=endpoint, positions=response.positions)
             failed.update(dict.fromkeys(response.positions, error))
 
-        options = _CallOptions.checked(
-            batch_size,
-            prefetch,
-            show_progress,
-            None,
-            record,
-            None,
-            timeout=self._timeout_for(timeout),
-            max_retries=self._retries_for(max_retries),
+        options = self._options(
+            batch_size=batch_size,
+            prefetch=prefetch,
+            show_progress=show_progress,
+            timeout=timeout,
+            max_retries=max_retries,
             headers=headers,
+            on_error=record,
         )
         total = _length(content)
         mode, items = peek_mode(content)
@@ -549,15 +484,12 @@ class AsyncClient:
         from ._inputs import peek_mode
         from ._parts import part_of
 
-        options = _CallOptions.checked(
-            batch_size,
-            prefetch,
-            show_progress,
-            None,
-            None,
-            None,
-            timeout=self._timeout_for(timeout),
-            max_retries=self._retries_for(max_retries),
+        options = self._options(
+            batch_size=batch_size,
+            prefetch=prefetch,
+            show_progress=show_progress,
+            timeout=timeout,
+            max_retries=max_retries,
             headers=headers,
         )
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
@@ -651,16 +583,16 @@ class AsyncClient:
         """
         from ._inputs import check_iterable, classify_rank_root
 
-        options = _CallOptions.checked(
-            batch_size,
-            prefetch,
-            show_progress,
-            on_done,
-            on_error,
-            on_always,
-            timeout=self._timeout_for(timeout),
-            max_retries=self._retries_for(max_retries),
+        options = self._options(
+            batch_size=batch_size,
+            prefetch=prefetch,
+            show_progress=show_progress,
+            timeout=timeout,
+            max_retries=max_retries,
             headers=headers,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
         )
         check_iterable(docs, what="docs")
         roots = list(docs)
@@ -736,16 +668,16 @@ class AsyncClient:
 
             docs = await client.aindex(["she smiled, with pain", "apple.png"])
         """
-        options = _CallOptions.checked(
-            batch_size,
-            prefetch,
-            show_progress,
-            on_done,
-            on_error,
-            on_always,
-            timeout=self._timeout_for(timeout),
-            max_retries=self._retries_for(max_retries),
+        options = self._options(
+            batch_size=batch_size,
+            prefetch=prefetch,
+            show_progress=show_progress,
+            timeout=timeout,
+            max_retries=max_retries,
             headers=headers,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
         )
         return await self._documents_call(
             _as_documents(content, strings_are_text=self._strings_are_text),
@@ -820,16 +752,16 @@ class AsyncClient:
             [(m.text, m.scores["cosine"].value) for m in hit.matches]
         """
         limit = _positive_int("limit", limit)
-        options = _CallOptions.checked(
-            batch_size,
-            prefetch,
-            show_progress,
-            on_done,
-            on_error,
-            on_always,
-            timeout=self._timeout_for(timeout),
-            max_retries=self._retries_for(max_retries),
+        options = self._options(
+            batch_size=batch_size,
+            prefetch=prefetch,
+            show_progress=show_progress,
+            timeout=timeout,
+            max_retries=max_retries,
             headers=headers,
+            on_done=on_done,
+            on_error=on_error,
+            on_always=on_always,
         )
         return await self._documents_call(
             _as_documents(content, strings_are_text=self._strings_are_text),
@@ -866,7 +798,7 @@ class AsyncClient:
                 print(url, reason or "ready")
         """
         wait = _checked_timeout(timeout)
-        transports = self._loop_transports()
+        transports = self._pool.transports()
         reasons: List[Optional[str]] = [f"no answer within {wait:g} s"] * len(transports)
 
         async def ask(index: int, transport: Any) -> None:
@@ -910,7 +842,7 @@ class AsyncClient:
             lambda batch, response, docs: routes.extend(response.routes),
             "/",
             {},
-            _CallOptions.checked(1, 1, False, None, None, None, timeout=self._timeout, max_retries=self._max_retries),
+            self._options(batch_size=1, prefetch=1),
             total=1,
         )
         times = breakdown(time.perf_counter() - started, routes)
@@ -967,7 +899,7 @@ class AsyncClient:
         from ._progress import call_progress
         from ._streaming import CallSettings, run_stream
 
-        connection = self._transport_options[0]
+        connection = self._pool.options[0]  # the same for every server
         settings = CallSettings(
             endpoint=endpoint,
             parameters=parameters_struct(parameters),
@@ -976,7 +908,7 @@ class AsyncClient:
             deadline=Deadline(options.timeout),
             max_retries=options.max_retries,
             headers=options.headers,
-            max_message_size=self._max_message_size,
+            max_message_size=connection.max_message_size,
             trust_env=connection.trust_env,
             connect_timeout=connection.connect_timeout,
         )
@@ -1000,79 +932,28 @@ class AsyncClient:
         on_failure = callbacks.failed if callbacks.handle_failures else None
         with call_progress(options.show_progress, total=total, description=endpoint) as progress:
             await run_stream(
-                self._transports_for(endpoint),
+                self._pool.for_endpoint(endpoint),
                 itertools.chain([first], batches),
                 settings,
                 handle,
                 on_failure,
                 on_answered=progress.advance if progress is not None else None,
-                set_aside=self._set_aside,
+                set_aside=self._pool.set_aside,
             )
 
 
+@dataclass(frozen=True)
 class _CallOptions:
-    """A call's checked options: the window, the progress bar and the callbacks."""
+    """A call's checked options: the batches and the window, the progress bar, the callbacks, the deadline,
+    the retries and the call's own headers (built by :meth:`AsyncClient._options`)."""
 
-    def __init__(
-        self,
-        batch_size: int,
-        prefetch: int,
-        show_progress: bool,
-        callbacks: Callbacks,
-        timeout: Optional[float],
-        max_retries: int,
-        headers: Dict[str, str],
-    ) -> None:
-        self.batch_size = batch_size
-        self.prefetch = prefetch
-        self.show_progress = show_progress
-        self.callbacks = callbacks
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.headers = headers
-
-    @classmethod
-    def checked(
-        cls,
-        batch_size: int,
-        prefetch: int,
-        show_progress: bool,
-        on_done: Optional[Callback],
-        on_error: Optional[Callback],
-        on_always: Optional[Callback],
-        *,
-        timeout: Optional[float],
-        max_retries: int,
-        headers: Optional[Mapping[str, str]] = None,
-    ) -> _CallOptions:
-        from ._headers import checked_headers
-
-        if not isinstance(show_progress, bool):
-            raise TypeError(f"show_progress must be True or False, not {show_progress!r}")
-        return cls(
-            _positive_int("batch_size", batch_size),
-            _positive_int("prefetch", prefetch),
-            show_progress,
-            Callbacks(on_done, on_error, on_always),
-            timeout,
-            max_retries,
-            checked_headers(headers),
-        )
-
-
-class _LoopTransports:
-    """One event loop's transports, and the async generator whose finalisation closes them."""
-
-    def __init__(self, transports: List[Any], closer: AsyncGenerator[None, None]) -> None:
-        self.transports = transports
-        self.closer = closer
-        # Run it to its yield now: that registers it with the running loop's async-generator hooks.
-        with contextlib.suppress(StopIteration):
-            closer.__anext__().send(None)
-
-
-#: How long a server that keeps failing is skipped by later calls.
-_SET_ASIDE_SECONDS = 30.0
+    batch_size: int
+    prefetch: int
+    show_progress: bool
+    callbacks: Callbacks
+    timeout: Optional[float]
+    max_retries: int
+    headers: Dict[str, str]
 
 
 def _parse_servers(server: Union[str, Sequence[str]]) -> List[ServerAddress]:

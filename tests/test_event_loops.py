@@ -26,13 +26,13 @@ def test_one_async_client_serves_asyncio_run_after_asyncio_run(server: Reference
 
     async def call(text: str) -> Any:
         vectors = await client.aencode([text])
-        return vectors, client._loop_transports()  # this loop's transports, for the checks below
+        return vectors, client._pool.transports()  # this loop's transports, for the checks below
 
     for round_ in range(3):
         vectors, transports = asyncio.run(call(f"round {round_}"))
         np.testing.assert_array_equal(vectors[0], expected_text(f"round {round_}"))
         # The loop's end closed its connections: the client holds none, and each transport let go of its own.
-        assert client._transports == {}
+        assert client._pool.loops == {}
         assert transports and all(
             getattr(t, "_channel", None) is None and getattr(t, "_session", None) is None for t in transports
         )

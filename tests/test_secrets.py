@@ -295,8 +295,8 @@ async def test_no_secret_escapes_an_async_client(setting: Setting, findings: Fin
                     if setting.expected is not None and name not in READINESS:
                         pytest.fail(f"{name} succeeded with {setting}")
                     _outcome(name, result, setting, findings)
-            findings.texts += [repr(client), *map(repr, client._transport_options)]
-            findings.texts += [repr(transport) for transport in client._loop_transports()]
+            findings.texts += [repr(client), *map(repr, client._pool.options)]
+            findings.texts += [repr(transport) for transport in client._pool.transports()]
     finally:
         loop.set_debug(debug)
         loop.slow_callback_duration = slow
@@ -316,8 +316,8 @@ def test_no_secret_escapes_a_sync_client(setting: Setting, findings: Findings) -
                 if setting.expected is not None and name not in READINESS:
                     pytest.fail(f"{name} succeeded with {setting}")
                 _outcome(name, result, setting, findings)
-        findings.texts += [repr(client), repr(client._async), *map(repr, client._async._transport_options)]
-        for entry in client._async._transports.values():
+        findings.texts += [repr(client), repr(client._async), *map(repr, client._async._pool.options)]
+        for entry in client._async._pool.loops.values():
             findings.texts += [repr(transport) for transport in entry.transports]
     findings.check()
 

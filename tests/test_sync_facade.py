@@ -30,7 +30,7 @@ def all_closed(transports: List[Any]) -> bool:
 
 
 async def this_loops_transports(client: Client) -> List[Any]:
-    return list(client._async._loop_transports())
+    return list(client._async._pool.transports())
 
 
 def test_every_coroutine_has_its_blocking_twin_and_every_method_its_a_twin() -> None:
@@ -97,7 +97,7 @@ def test_close_reaches_the_connections_of_awaited_calls_on_an_apps_loop(plain_en
         assert not all_closed(transports)
         client.close()
         assert wait_for(lambda: all_closed(transports)), "the connections live on after close()"
-        assert client._async._transports == {}
+        assert client._async._pool.loops == {}
         with pytest.raises(ClientClosedError):
             run_on(loop, client._async.aencode(["the inner client is closed too"]))
         with pytest.raises(ClientClosedError):
