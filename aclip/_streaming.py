@@ -25,6 +25,7 @@ cancels the others and is raised to the caller as it is (not as an exception gro
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -45,6 +46,7 @@ from ._errors import (
     TransportError,
     describe_positions,
 )
+from ._fetch import ImageFetcher
 from ._groups import BaseExceptionGroup, first_error
 from ._loading import LazyFetcher, load_batch_items
 from ._retry import backoff, is_idempotent, is_transient
@@ -140,8 +142,10 @@ class _Lane:
     def wait_deadline(self) -> float:
         """When a wait of this stream (connect, handshake, trailers) must end: the deadline of the earliest
         request it serves, or of a request sent now when it serves none."""
-        if self.in_flight:
-            return min(batch.deadline for batch in self.in_flight.values())
+        for batch in self.in_flight.values():
+            # Each deadline is set as its batch enters in_flight (every attempt anew), from a clock that only
+            # goes forward: the dict's first batch has the earliest. No scan of the window per answer.
+            return batch.deadline
         return self._deadline.for_new_request()
 
     def positions(self) -> List[int]:
@@ -215,7 +219,12 @@ class _Call:
     async def produce(self, out: MemoryObjectSendStream[Batch]) -> None:
         settings = self._settings
         images = LazyFetcher(
-            max_bytes=settings.max_message_size, trust_env=settings.trust_env, connect_timeout=settings.connect_timeout
+            functools.partial(
+                ImageFetcher,
+                max_bytes=settings.max_message_size,
+                trust_env=settings.trust_env,
+                connect_timeout=settings.connect_timeout,
+            )
         )
         async with out, images:
             for batch in self._batches:
