@@ -8,7 +8,8 @@ deadline of the request the batch will become.
 
 Example (what the engine's producer does)::
 
-    async with LazyFetcher(max_bytes=max_message_size, trust_env=trust_env, connect_timeout=10.0) as images:
+    make = functools.partial(ImageFetcher, max_bytes=max_message_size, trust_env=trust_env, connect_timeout=10.0)
+    async with LazyFetcher(make) as images:
         for batch in batches:
             batch.items = await load_batch_items(
                 batch.items, batch.start, fetch_remote=fetch_remote, fetcher=images,
@@ -19,9 +20,8 @@ Example (what the engine's producer does)::
 from __future__ import annotations
 
 import math
-import ssl
 from types import TracebackType
-from typing import Dict, Iterator, List, Optional, Tuple, Type
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 import anyio
 
@@ -42,27 +42,18 @@ _CLOSE_LIMIT = 5.0  # seconds closing the fetcher's session may take
 class LazyFetcher:
     """The :class:`ImageFetcher` of one call, made on the first remote image and closed when the call ends.
 
-    A call without remote images (or without ``fetch_remote_images``) never opens a session. Takes the
-    options of :class:`ImageFetcher`.
+    A call without remote images (or without ``fetch_remote_images``) never opens a session. ``make``
+    builds the fetcher (``functools.partial(ImageFetcher, ...)`` with the client's options).
 
     Example::
 
-        async with LazyFetcher(max_bytes=1 << 30, trust_env=False, connect_timeout=10.0) as images:
+        make = functools.partial(ImageFetcher, max_bytes=1 << 30, trust_env=False, connect_timeout=10.0)
+        async with LazyFetcher(make) as images:
             data = await (await images.get()).fetch(url, 0, until=math.inf)
     """
 
-    def __init__(
-        self,
-        *,
-        max_bytes: int,
-        trust_env: bool,
-        connect_timeout: float,
-        ssl_context: Optional[ssl.SSLContext] = None,
-    ) -> None:
-        self._max_bytes = max_bytes
-        self._trust_env = trust_env
-        self._connect_timeout = connect_timeout
-        self._ssl_context = ssl_context
+    def __init__(self, make: Callable[[], ImageFetcher]) -> None:
+        self._make = make
         self._fetcher: Optional[ImageFetcher] = None
         self._lock = anyio.Lock()
         self._closed = False
@@ -73,13 +64,7 @@ class LazyFetcher:
             if self._closed:
                 raise RuntimeError("LazyFetcher.get() after the block that owns it ended")
             if self._fetcher is None:
-                fetcher = ImageFetcher(
-                    max_bytes=self._max_bytes,
-                    trust_env=self._trust_env,
-                    connect_timeout=self._connect_timeout,
-                    ssl_context=self._ssl_context,
-                )
-                self._fetcher = await fetcher.__aenter__()
+                self._fetcher = await self._make().__aenter__()
             return self._fetcher
 
     async def __aenter__(self) -> LazyFetcher:

@@ -63,7 +63,7 @@ def _fetcher(**options: Any) -> ImageFetcher:
 
 
 def _lazy(**options: Any) -> LazyFetcher:
-    return LazyFetcher(**{"max_bytes": 8 << 20, "trust_env": False, "connect_timeout": 5.0, **options})
+    return LazyFetcher(lambda: _fetcher(**options))
 
 
 # --- local files: special files refused before anything blocks ---------------------------------------
