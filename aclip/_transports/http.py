@@ -29,11 +29,11 @@ from anyio.abc import TaskGroup
 
 from .._address import ServerAddress
 from .._errors import AclipError, AuthenticationError, HTTPStatusError, ProtocolError
-from .._groups import BaseExceptionGroup, first_error
 from .._wire import JSON
 from ._aiohttp import AiohttpTransport, translate_error
 from ._closing import client_closed, reported_as_closed
 from ._redirects import is_redirect, refused_redirect
+from ._tasks import duplex_in_tasks
 from .base import DuplexStream, Received, StreamDeadline, no_deadline, too_large_answer
 
 __all__ = ["ACCEPTED_ENCODINGS", "HttpTransport", "answer_error", "read_body", "read_error_body", "status_error"]
@@ -290,17 +290,9 @@ class HttpTransport(AiohttpTransport):
         with reported_as_closed(self, self._address):
             session = self._get_session()
             limit = self._options.max_message_size
-            duplex: Optional[_HttpDuplex] = None
-            try:
-                async with anyio.create_task_group() as tasks:
-                    duplex = _HttpDuplex(session, self._url, self._headers_with(headers), self._address, tasks, limit)
-                    try:
-                        yield duplex
-                    finally:
-                        tasks.cancel_scope.cancel()  # POSTs still running when the call ends are abandoned
-            except BaseExceptionGroup as group:  # the POST tasks never raise: this is the caller's own error
-                error = first_error(group)
-                raise error from error.__cause__
-            finally:
-                if duplex is not None:
-                    duplex.close()
+            sent = self._headers_with(headers)
+            # POSTs still running when the call ends are abandoned.
+            async with duplex_in_tasks(
+                lambda tasks: _HttpDuplex(session, self._url, sent, self._address, tasks, limit)
+            ) as duplex:
+                yield duplex

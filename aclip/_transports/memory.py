@@ -28,7 +28,7 @@ from anyio.abc import TaskGroup
 
 from .._codec import DataRequestProto, parse_response
 from .._errors import AclipError, ClientClosedError, TransportError
-from .._groups import BaseExceptionGroup, first_error
+from ._tasks import duplex_in_tasks
 from .base import DuplexStream, Received, StreamDeadline, Transport, no_deadline
 
 __all__ = ["Handler", "MemoryTransport"]
@@ -105,20 +105,9 @@ class MemoryTransport(Transport):
         if self.closed:
             raise ClientClosedError("the client was closed; create a new client")
         self.streams_opened += 1
-        duplex: Optional[_MemoryDuplex] = None
-        try:
-            async with anyio.create_task_group() as tasks:
-                duplex = _MemoryDuplex(self._handler, tasks)
-                try:
-                    yield duplex
-                finally:
-                    tasks.cancel_scope.cancel()  # requests still being handled when the call ends are dropped
-        except BaseExceptionGroup as group:  # the handler tasks never raise: this is the caller's own error
-            error = first_error(group)
-            raise error from error.__cause__
-        finally:
-            if duplex is not None:
-                duplex.close()
+        # Requests still being handled when the call ends are dropped.
+        async with duplex_in_tasks(lambda tasks: _MemoryDuplex(self._handler, tasks)) as duplex:
+            yield duplex
 
     async def check_ready(self) -> Optional[str]:
         return self._ready
