@@ -13,7 +13,7 @@ when first used, and the transports' libraries (grpclib, aiohttp, protobuf) when
 
 import typing as _typing
 
-from ._errors import (
+from ._exceptions import (
     AclipError,
     AuthenticationError,
     ClientClosedError,
@@ -33,10 +33,9 @@ from ._errors import (
 )
 
 if _typing.TYPE_CHECKING:  # type checkers see the real names; at run time they load on first use (below)
-    from ._callbacks import Response, ResponseStatus, Route
     from ._client import AsyncClient
-    from ._document import Document, DocumentList, NamedScore
-    from ._parts import Collected, Part
+    from ._engine.callbacks import Response, ResponseStatus, Route
+    from ._models import Collected, Document, DocumentList, NamedScore, Part
     from ._sync import Client
     from ._transports.memory import MemoryTransport
 
@@ -45,15 +44,15 @@ if _typing.TYPE_CHECKING:  # type checkers see the real names; at run time they 
 _LAZY = {
     "AsyncClient": "._client",
     "Client": "._sync",
-    "Collected": "._parts",
-    "Document": "._document",
-    "DocumentList": "._document",
+    "Collected": "._models",
+    "Document": "._models",
+    "DocumentList": "._models",
     "MemoryTransport": "._transports.memory",
-    "NamedScore": "._document",
-    "Part": "._parts",
-    "Response": "._callbacks",
-    "ResponseStatus": "._callbacks",
-    "Route": "._callbacks",
+    "NamedScore": "._models",
+    "Part": "._models",
+    "Response": "._engine.callbacks",
+    "ResponseStatus": "._engine.callbacks",
+    "Route": "._engine.callbacks",
 }
 
 

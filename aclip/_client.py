@@ -1,8 +1,9 @@
 """AsyncClient: the operations (encode, rank, index, search, readiness, profile); the sync Client forwards to it.
 
-Each operation checks its options once (:meth:`AsyncClient._options`), turns its input into batches and runs one
-stream (:func:`aclip._streaming.run_stream`) over the servers that the pool hands out: :mod:`aclip._pool` owns the
-transports of each event loop, what a forked child drops, and the servers set aside after repeated failures.
+Each operation checks its options once (:meth:`AsyncClient._options`), turns its input into batches and runs
+one stream (:func:`aclip._engine.stream.run_stream`) over the servers that the pool hands out:
+:mod:`aclip._engine.pool` owns the transports of each event loop, what a forked child drops, and the servers
+set aside after repeated failures.
 """
 
 from __future__ import annotations
@@ -37,15 +38,15 @@ import anyio
 import numpy as np
 from numpy.typing import NDArray
 
-from ._address import ServerAddress, parse_server
-from ._callbacks import Callback, Callbacks, Response
+from ._config import ServerAddress, parse_server
+from ._engine.callbacks import Callback, Callbacks, Response
 
 if TYPE_CHECKING:
-    from ._batches import Batch
-    from ._codec import DataRequestProto, DocumentProto
-    from ._streaming import ResultHandler
+    from ._engine.batches import Batch
+    from ._engine.stream import ResultHandler
     from ._transports.base import Transport
-from ._constants import (
+    from ._wire.protobuf import DataRequestProto, DocumentProto
+from ._config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
@@ -56,15 +57,13 @@ from ._constants import (
     NOT_GIVEN,
     TOKEN_ENVIRONMENT_VARIABLE,
     NotGiven,
+    TLSOptions,
 )
-from ._document import Document, DocumentList
-from ._endpoints import rules_for
-from ._errors import AclipError, InputTypeError
-from ._groups import BaseExceptionGroup, first_error
-from ._inputs import InputMode
-from ._parts import Collected, Part
-from ._pool import TransportPool
-from ._tls import TLSOptions
+from ._engine.inputs import InputMode
+from ._engine.pool import TransportPool
+from ._exceptions import AclipError, BaseExceptionGroup, InputTypeError, first_error
+from ._models import Collected, Document, DocumentList, Part
+from ._wire.endpoints import rules_for
 
 __all__ = ["AsyncClient"]
 
@@ -176,7 +175,7 @@ class AsyncClient:
         strings_are_text: bool = False,
         transport: Optional[Transport] = None,
     ) -> None:
-        from ._headers import checked_headers
+        from ._config import checked_headers
         from ._transports import TransportOptions, ssl_context_for
 
         addresses = _parse_servers(server)
@@ -264,7 +263,7 @@ class AsyncClient:
         on_always: Optional[Callback] = None,
     ) -> _CallOptions:
         """A call's options, checked; the client's own timeout and max_retries where the call gives none."""
-        from ._headers import checked_headers
+        from ._config import checked_headers
 
         call_timeout = self._timeout if isinstance(timeout, NotGiven) else _checked_timeout(timeout)
         retries = self._max_retries if isinstance(max_retries, NotGiven) else _checked_retries(max_retries)
@@ -365,8 +364,8 @@ class AsyncClient:
             vectors = await client.aencode(["she smiled, with pain", "apple.png"])
             vectors.shape   # (2, 512)
         """
-        from ._inputs import peek_mode
-        from ._results import ArrayCollector
+        from ._engine.inputs import peek_mode
+        from ._engine.results import ArrayCollector
 
         options = self._options(
             batch_size=batch_size,
@@ -416,9 +415,9 @@ class AsyncClient:
             outcome = await client.aencode_collect(["fine", "", "also fine"])
             outcome.failed   # {1: MissingEmbeddingError(...)}
         """
-        from ._errors import MissingEmbeddingError
-        from ._inputs import peek_mode
-        from ._results import ArrayCollector
+        from ._engine.inputs import peek_mode
+        from ._engine.results import ArrayCollector
+        from ._exceptions import MissingEmbeddingError
 
         failed: Dict[int, Exception] = {}
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
@@ -481,8 +480,8 @@ class AsyncClient:
                 async for part in parts:
                     await store.write(part.positions, part.embeddings)
         """
-        from ._inputs import peek_mode
-        from ._parts import part_of
+        from ._engine.inputs import peek_mode
+        from ._engine.results import part_of
 
         options = self._options(
             batch_size=batch_size,
@@ -581,7 +580,7 @@ class AsyncClient:
             [r] = await client.arank([d])
             [(m.text, m.scores["clip_score"].value) for m in r.matches]
         """
-        from ._inputs import check_iterable, classify_rank_root
+        from ._engine.inputs import check_iterable, classify_rank_root
 
         options = self._options(
             batch_size=batch_size,
@@ -861,7 +860,7 @@ class AsyncClient:
         with_matches: bool = False,
         classify: Optional[Callable[[Any, int], Any]] = None,
     ) -> Optional[DocumentList]:
-        from ._results import DocumentCollector
+        from ._engine.results import DocumentCollector
 
         results = DocumentList()
         collector = DocumentCollector(results, with_matches=with_matches)
@@ -893,11 +892,11 @@ class AsyncClient:
         classify: Optional[Callable[[Any, int], Any]] = None,
     ) -> None:
         """One call: batches of ``items`` to ``endpoint``, each answer to ``handle`` and the callbacks."""
-        from ._batches import iter_batches
-        from ._codec import parameters_struct
-        from ._deadline import Deadline
-        from ._progress import call_progress
-        from ._streaming import CallSettings, run_stream
+        from ._engine.batches import iter_batches
+        from ._engine.deadline import Deadline
+        from ._engine.progress import call_progress
+        from ._engine.stream import CallSettings, run_stream
+        from ._wire.protobuf import parameters_struct
 
         connection = self._pool.options[0]  # the same for every server
         settings = CallSettings(
@@ -997,7 +996,7 @@ def _with_defaults(parameters: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
 
 def _string_document(value: str, strings_are_text: bool) -> Document:
     """The Document a string stands for: a sentence, or (unless ``strings_are_text``) an image by its ``uri``."""
-    from ._inputs import Kind, classify_string
+    from ._engine.inputs import Kind, classify_string
 
     if strings_are_text or classify_string(value).kind is Kind.TEXT:
         return Document(text=value)
@@ -1006,7 +1005,7 @@ def _string_document(value: str, strings_are_text: bool) -> Document:
 
 def _as_documents(content: Union[Iterable[str], Iterable[Document]], *, strings_are_text: bool) -> Iterator[Any]:
     """Strings become Documents lazily; Documents (and anything else, for the checks) pass through."""
-    from ._inputs import InputMode, peek_mode
+    from ._engine.inputs import InputMode, peek_mode
 
     mode, items = peek_mode(content)
     if mode is InputMode.STRINGS:

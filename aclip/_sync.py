@@ -40,8 +40,8 @@ from typing import (
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client import AsyncClient
-from ._errors import ClientClosedError
-from ._fork import abandon, forget_after_fork
+from ._engine.pool import abandon, forget_after_fork
+from ._exceptions import ClientClosedError
 
 __all__ = ["Client"]
 

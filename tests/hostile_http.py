@@ -35,8 +35,8 @@ from typing import Awaitable, Callable, ContextManager, Dict, Iterator, List, Ma
 
 from aiohttp import WSMsgType, web
 
-from aclip._jsonwire import dumps, response_to_json
 from aclip._pb import jina_pb2
+from aclip._wire.json import dumps, response_to_json
 from aclip.testing import ReferenceExecutor
 from aclip.testing._http import parse_post
 

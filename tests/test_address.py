@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aclip._address import parse_server
+from aclip._config import parse_server
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from aclip import AsyncClient, Document, DocumentList, ProtocolError, Response
-from aclip._codec import DataRequestProto, check_embeddings, encode_ndarray
 from aclip._pb.docarray_pb2 import DocumentProto
+from aclip._wire.protobuf import DataRequestProto, check_embeddings, encode_ndarray
 from aclip.testing import ReferenceServer, serve_in_thread
 from tests.conftest import PROTOCOLS, Endpoint
 from tests.helpers import expected_text

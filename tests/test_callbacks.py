@@ -8,7 +8,8 @@ from typing import Any, List
 import numpy as np
 import pytest
 
-from aclip import AsyncClient, Document, MissingEmbeddingError, Response, ServerError, _progress
+from aclip import AsyncClient, Document, MissingEmbeddingError, Response, ServerError
+from aclip._engine import progress as _progress
 from aclip.testing import ReferenceServer
 from tests.conftest import Endpoint
 from tests.helpers import expected_text

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from aclip import InputError, ProtocolError
-from aclip._codec import build_request, decode_ndarray, encode_ndarray, parameters_struct, parse_response
-from aclip._inputs import Item, Kind
+from aclip._engine.inputs import Item, Kind
 from aclip._pb.docarray_pb2 import NdArrayProto
 from aclip._pb.jina_pb2 import DataRequestProto
+from aclip._wire.protobuf import build_request, decode_ndarray, encode_ndarray, parameters_struct, parse_response
 
 
 def test_request_carries_header_parameters_and_every_kind_of_item() -> None:

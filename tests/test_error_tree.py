@@ -40,7 +40,7 @@ def test_an_answer_that_is_not_results_is_a_response_error(error: type) -> None:
 
 def test_json_errors_are_protocol_errors_and_public() -> None:
     assert issubclass(JsonError, ProtocolError) and aclip.JsonError is JsonError
-    from aclip._jsonwire import JsonError as from_the_codec
+    from aclip._wire.json import JsonError as from_the_codec
 
     assert from_the_codec is JsonError  # one class, defined with the others
 

@@ -21,13 +21,12 @@ from grpclib import protocol as grpclib_protocol
 from grpclib.const import Cardinality
 
 from aclip import AsyncClient, ConnectError, MessageTooLargeError, ProtocolError, RequestTimeoutError
-from aclip._address import parse_server
-from aclip._codec import decode_ndarray
-from aclip._grpc_codec import JINA_CALL, RawBytesCodec
+from aclip._config import parse_server
 from aclip._pb import jina_pb2
 from aclip._transports import grpc as grpc_transport
 from aclip._transports.base import Received, TransportOptions
 from aclip._transports.grpc import GrpcTransport
+from aclip._wire.protobuf import JINA_CALL, RawBytesCodec, decode_ndarray
 from tests.helpers import expected_text
 from tests.hostile_grpc import HUGE_LENGTH, Behaviour, HostileGrpcServer, serve_hostile
 

@@ -31,8 +31,7 @@ from aclip import (
     RequestTimeoutError,
     TransportError,
 )
-from aclip._address import parse_server
-from aclip._tls import TLSOptions
+from aclip._config import TLSOptions, parse_server
 from aclip._transports import TransportOptions, create_transport, ssl_context_for
 from tests.conftest import Certificates
 from tests.helpers import expected_text

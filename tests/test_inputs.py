@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from aclip import Document, InputError, InputTypeError
-from aclip._inputs import InputMode, Kind, classify_document, classify_string, load_batch, peek_mode
+from aclip._engine.inputs import InputMode, Kind, classify_document, classify_string, peek_mode
+from aclip._engine.loading import load_batch
 from tests.helpers import png_bytes
 
 

@@ -8,8 +8,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from aclip._codec import decode_ndarray
-from aclip._jsonwire import (
+from aclip._wire.json import (
     JsonError,
     dumps,
     loads,
@@ -20,6 +19,7 @@ from aclip._jsonwire import (
     stdlib_dumps,
     stdlib_loads,
 )
+from aclip._wire.protobuf import decode_ndarray
 from tests.helpers import expected_text
 
 DATA = pathlib.Path(__file__).parent / "data" / "http"

@@ -20,11 +20,11 @@ import anyio
 import numpy as np
 import pytest
 
-import aclip._inputs
+import aclip._engine.loading
 from aclip import AsyncClient, Document, DocumentList, InputError, RequestTimeoutError
-from aclip._fetch import ImageFetcher, is_image_content_type
-from aclip._inputs import Item, Kind, classify_rank_root, classify_string, load_batch
-from aclip._loading import LazyFetcher, load_batch_items
+from aclip._engine.fetch import ImageFetcher, is_image_content_type
+from aclip._engine.inputs import Item, Kind, classify_rank_root, classify_string
+from aclip._engine.loading import LazyFetcher, load_batch, load_batch_items
 from aclip.testing import ReferenceServer
 from tests.helpers import expected_embedding, png_bytes
 from tests.image_host import IMAGE, ImageHost
@@ -174,7 +174,7 @@ def blocked_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
         release.wait(30)
         return b""
 
-    monkeypatch.setattr(aclip._inputs, "_read_image_file", read_for_ever)
+    monkeypatch.setattr(aclip._engine.loading, "_read_image_file", read_for_ever)
     yield release
     release.set()  # the abandoned worker thread ends
 

@@ -15,7 +15,7 @@ import pytest
 
 import aclip
 from aclip import AsyncClient, Client, ClientClosedError, Document, MemoryTransport, ServerError, TransportError
-from aclip._codec import DataRequestProto
+from aclip._wire.protobuf import DataRequestProto
 from aclip.testing import ReferenceExecutor
 from tests.helpers import expected_text
 

@@ -19,7 +19,7 @@ from aclip import (
     TLSError,
     TransportError,
 )
-from aclip._retry import backoff, is_idempotent, is_transient
+from aclip._engine.retry import backoff, is_idempotent, is_transient
 from aclip.testing import ReferenceServer, serve_in_thread
 from tests.conftest import PROTOCOLS
 from tests.helpers import expected_text
@@ -126,7 +126,7 @@ async def test_http_503_is_retried_and_recovers() -> None:
 
 
 def test_one_table_holds_the_rules_of_every_endpoint() -> None:
-    from aclip._endpoints import rules_for
+    from aclip._wire.endpoints import rules_for
 
     assert rules_for("/encode/ViT-B-32") == rules_for("/encode")
     assert rules_for("/rank").spread and not rules_for("/search").spread

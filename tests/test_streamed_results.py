@@ -12,7 +12,7 @@ import anyio.to_thread
 import numpy as np
 import pytest
 
-import aclip._inputs
+import aclip._engine.loading
 from aclip import AsyncClient, Client, Document, Part
 from aclip.testing import ReferenceServer
 from tests.conftest import Endpoint
@@ -103,13 +103,13 @@ async def test_a_slow_file_read_does_not_block_the_event_loop(
     path.write_bytes(image)
     ticked = threading.Event()
     ticks = 0
-    read_image_file = aclip._inputs._read_image_file
+    read_image_file = aclip._engine.loading._read_image_file
 
     def slow_read(name: str, position: int) -> bytes:
         assert ticked.wait(timeout=20), "the event loop did not tick while the file was being read"
         return read_image_file(name, position)
 
-    monkeypatch.setattr(aclip._inputs, "_read_image_file", slow_read)
+    monkeypatch.setattr(aclip._engine.loading, "_read_image_file", slow_read)
 
     async def tick() -> None:
         nonlocal ticks

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-import aclip._fetch
-import aclip._inputs
+import aclip._engine.fetch
+import aclip._engine.inputs
+import aclip._engine.loading
 from aclip import AsyncClient, Client, Document
 from aclip.testing import ReferenceServer
 from tests.conftest import Endpoint
@@ -53,9 +54,9 @@ def nothing_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(*args: Any, **kwargs: Any) -> NoReturn:
         raise AssertionError(f"an input was loaded: {args!r}")
 
-    monkeypatch.setattr(aclip._inputs, "_read_image_file", forbidden)
-    monkeypatch.setattr(aclip._inputs, "_decode_data_uri", forbidden)
-    monkeypatch.setattr(aclip._fetch.ImageFetcher, "fetch", forbidden)
+    monkeypatch.setattr(aclip._engine.loading, "_read_image_file", forbidden)
+    monkeypatch.setattr(aclip._engine.loading, "_decode_data_uri", forbidden)
+    monkeypatch.setattr(aclip._engine.fetch.ImageFetcher, "fetch", forbidden)
 
 
 def sentences(files: Files) -> List[str]:

@@ -19,8 +19,8 @@ from aiohttp import web
 from google.protobuf.message import Message
 
 from aclip import AsyncClient, Document, DocumentList, HTTPStatusError, TransportError
-from aclip._jsonwire import request_from_json, response_to_json
 from aclip._pb.jina_pb2 import DataRequestProto
+from aclip._wire.json import request_from_json, response_to_json
 from aclip.testing import ReferenceExecutor
 from tests.helpers import expected_tensor, expected_text, png_bytes
 

@@ -6,8 +6,8 @@ import pathlib
 
 import numpy as np
 
-from aclip._codec import decode_ndarray, executor_failure, parse_response
 from aclip._pb.jina_pb2 import DataRequestProto, StatusProto
+from aclip._wire.protobuf import decode_ndarray, executor_failure, parse_response
 from tests.helpers import expected_embedding, expected_tensor
 
 DATA = pathlib.Path(__file__).parent / "data" / "grpc"

@@ -95,7 +95,7 @@ import os
 import sys
 from typing import Callable, Optional, Sequence
 
-from .._errors import AclipError, InputError
+from .._exceptions import AclipError, InputError
 from ._parser import build_parser
 
 __all__ = ["main"]

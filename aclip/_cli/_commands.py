@@ -16,8 +16,8 @@ import sys
 import time
 from typing import Any, ContextManager, Dict, List, Optional
 
-from .._document import Document
-from .._inputs import Kind, classify_string
+from .._engine.inputs import Kind, classify_string
+from .._models import Document
 from .._sync import Client
 from ._files import UsageError, gather_inputs, one_input, output_format, write_embeddings
 from ._parser import DEFAULT_SERVER, SERVER_ENVIRONMENT_VARIABLE
@@ -39,7 +39,7 @@ def _progress(options: argparse.Namespace) -> ContextManager[None]:
         return contextlib.nullcontext()
     if importlib.util.find_spec("rich") is None:
         raise UsageError("--progress draws with rich, which is not installed: pip install 'aclip[rich]'")
-    from .._progress import drawing_on
+    from .._engine.progress import drawing_on
 
     return drawing_on(sys.stderr)
 

@@ -19,7 +19,7 @@ from typing import Iterable, List, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .._inputs import Kind, classify_string
+from .._engine.inputs import Kind, classify_string
 
 __all__ = ["UsageError", "gather_inputs", "one_input", "output_format", "write_embeddings"]
 

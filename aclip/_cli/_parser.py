@@ -1,6 +1,6 @@
 """The command line's grammar: each command, its arguments and options, their defaults (see :mod:`aclip._cli`).
 
-Defaults come from :mod:`aclip._constants`, as the client's do. This module imports neither numpy nor
+Defaults come from :mod:`aclip._config`, as the client's do. This module imports neither numpy nor
 anyio, so that ``aclip --help`` and ``aclip --version`` answer at once.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable, List, Union
 
-from .._constants import (
+from .._config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_PREFETCH,
     DEFAULT_READY_TIMEOUT,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import ssl
 from typing import Optional
 
-from .._address import ServerAddress
-from .._tls import TLSOptions, build_ssl_context
+from .._config import ServerAddress, TLSOptions, build_ssl_context
 from .base import DuplexStream, Received, Transport, TransportOptions
 
 __all__ = ["DuplexStream", "Received", "Transport", "TransportOptions", "create_transport", "ssl_context_for"]

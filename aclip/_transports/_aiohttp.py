@@ -9,8 +9,8 @@ from typing import ClassVar, Dict, Optional, Tuple
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .._address import ServerAddress
-from .._errors import AclipError, ConnectError, TLSError, TransportError
+from .._config import ServerAddress
+from .._exceptions import AclipError, ConnectError, TLSError, TransportError
 from ._closing import refuse_if_closed
 from ._redirects import redirect_refusing_trace
 from .base import Transport, TransportOptions

@@ -22,8 +22,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from .._address import ServerAddress
-from .._errors import ClientClosedError
+from .._config import ServerAddress
+from .._exceptions import ClientClosedError
 from .base import Transport
 
 __all__ = ["client_closed", "refuse_if_closed", "reported_as_closed"]

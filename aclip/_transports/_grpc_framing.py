@@ -28,8 +28,8 @@ from typing import Any, Optional
 
 from grpclib.client import Stream
 
-from .._address import ServerAddress
-from .._errors import ProtocolError
+from .._config import ServerAddress
+from .._exceptions import ProtocolError
 from .base import too_large_answer
 
 __all__ = ["read_message"]

@@ -25,8 +25,8 @@ from typing import Optional
 import aiohttp
 from yarl import URL
 
-from .._address import ServerAddress
-from .._errors import HTTPStatusError
+from .._config import ServerAddress
+from .._exceptions import HTTPStatusError
 
 __all__ = ["is_redirect", "redirect_refusing_trace", "redirect_target", "refused_redirect"]
 

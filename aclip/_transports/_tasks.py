@@ -19,7 +19,7 @@ from typing import AsyncIterator, Callable, Optional, Protocol, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from .._groups import BaseExceptionGroup, first_error
+from .._exceptions import BaseExceptionGroup, first_error
 
 __all__ = ["duplex_in_tasks"]
 

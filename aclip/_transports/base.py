@@ -14,10 +14,9 @@ import math
 import ssl
 from typing import AsyncContextManager, Callable, ClassVar, Dict, Mapping, Optional, Tuple
 
-from .._address import ServerAddress
-from .._constants import DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE
-from .._errors import MessageTooLargeError
-from .._wire import PROTOBUF, WireFormat
+from .._config import DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE, ServerAddress
+from .._exceptions import MessageTooLargeError
+from .._wire.formats import PROTOBUF, WireFormat
 
 __all__ = [
     "DuplexStream",
@@ -35,7 +34,7 @@ class TransportOptions:
     """How a transport connects: the same for every server of a client.
 
     ``headers`` go with every request (gRPC metadata, HTTP and WebSocket headers), the token already in
-    them as ``authorization``; names are lower case (:mod:`aclip._headers` checked them). ``trust_env``
+    them as ``authorization``; names are lower case (:mod:`aclip._config` checked them). ``trust_env``
     lets HTTP and WebSocket use the proxy environment variables (``HTTP_PROXY``, ``HTTPS_PROXY``,
     ``NO_PROXY``, ...) and ``~/.netrc``; gRPC connects directly. ``max_message_size`` bounds each answer
     in bytes (the engine bounds the requests).
@@ -70,7 +69,7 @@ Received = Tuple[Optional[str], bytes]
 
 #: Asked when a wait of a stream starts (connecting, a handshake, the trailers): the time on anyio's clock by
 #: which that wait must end, i.e. the deadline of the request it serves (``math.inf``: no bound). The
-#: transport ends the wait by the earlier of that and its own limit (see :func:`aclip._deadline.bounded`);
+#: transport ends the wait by the earlier of that and its own limit (see :func:`aclip._engine.deadline.bounded`);
 #: when the deadline ends it, it raises ``RequestTimeoutError`` (positions empty: the engine fills them in).
 StreamDeadline = Callable[[], float]
 

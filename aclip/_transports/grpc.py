@@ -2,7 +2,7 @@
 
 grpclib and OS errors are translated into aclip's errors here and nowhere else. grpclib waits without a
 bound (for the connection, and for the trailers when a stream is left), so every such wait here runs
-under :func:`aclip._deadline.bounded`: its own limit, or the deadline of the request it serves if that
+under :func:`aclip._engine.deadline.bounded`: its own limit, or the deadline of the request it serves if that
 comes first. Answers are read by :mod:`._grpc_framing`, which refuses one over ``max_message_size`` from
 its length prefix, before its body is read.
 """
@@ -21,9 +21,9 @@ from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.exceptions import ProtocolError as GrpclibProtocolError
 
-from .._address import ServerAddress
-from .._deadline import bounded
-from .._errors import (
+from .._config import ServerAddress
+from .._engine.deadline import bounded
+from .._exceptions import (
     AclipError,
     AuthenticationError,
     ConnectError,
@@ -31,7 +31,7 @@ from .._errors import (
     TLSError,
     TransportError,
 )
-from .._grpc_codec import JINA_CALL, JINA_DRY_RUN, RawBytesCodec
+from .._wire.protobuf import JINA_CALL, JINA_DRY_RUN, RawBytesCodec
 from ._closing import refuse_if_closed, reported_as_closed
 from ._grpc_framing import read_message
 from .base import DuplexStream, Received, StreamDeadline, Transport, TransportOptions, no_deadline
@@ -247,7 +247,7 @@ class GrpcTransport(Transport):
                 _raise_translated(err, self._address)
 
     async def check_ready(self) -> Optional[str]:
-        from .._health import reason_from_proto
+        from .._wire.health import reason_from_proto
 
         with reported_as_closed(self, self._address), self._closed_after_use() as channel:
             stream = channel.request(JINA_DRY_RUN, Cardinality.UNARY_UNARY, bytes, bytes, metadata=self._metadata)

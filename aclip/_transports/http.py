@@ -27,9 +27,9 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
-from .._address import ServerAddress
-from .._errors import AclipError, AuthenticationError, HTTPStatusError, ProtocolError
-from .._wire import JSON
+from .._config import ServerAddress
+from .._exceptions import AclipError, AuthenticationError, HTTPStatusError, ProtocolError
+from .._wire.formats import JSON
 from ._aiohttp import AiohttpTransport, translate_error
 from ._closing import client_closed, reported_as_closed
 from ._redirects import is_redirect, refused_redirect
@@ -157,7 +157,7 @@ _Outcome = Union[Received, AclipError, _End]
 
 
 def _detail(body: bytes) -> Any:
-    from .._jsonwire import JsonError, loads
+    from .._wire.json import JsonError, loads
 
     try:
         parsed = loads(body)
@@ -263,8 +263,8 @@ class HttpTransport(AiohttpTransport):
 
     async def check_ready(self) -> Optional[str]:
         """``GET /dry_run``: the status as JSON."""
-        from .._health import reason_from_json
-        from .._jsonwire import JsonError, loads
+        from .._wire.health import reason_from_json
+        from .._wire.json import JsonError, loads
 
         url = self._base_url + "/dry_run"
         with reported_as_closed(self, self._address):

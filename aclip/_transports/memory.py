@@ -26,8 +26,8 @@ from typing import AsyncIterator, Awaitable, Callable, Dict, Optional, Union
 import anyio
 from anyio.abc import TaskGroup
 
-from .._codec import DataRequestProto, parse_response
-from .._errors import AclipError, ClientClosedError, TransportError
+from .._exceptions import AclipError, ClientClosedError, TransportError
+from .._wire.protobuf import DataRequestProto, parse_response
 from ._tasks import duplex_in_tasks
 from .base import DuplexStream, Received, StreamDeadline, Transport, no_deadline
 

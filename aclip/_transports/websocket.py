@@ -5,7 +5,7 @@ each request with one binary frame, in completion order, then closes the connect
 
 Every wait for a stream — connecting (TCP, TLS, the WebSocket handshake) and closing — ends by the earlier
 of its own limit (``connect_timeout``; 5 s to close) and the stream's deadline, asked when the wait starts
-(:func:`aclip._deadline.bounded`). The engine never waits for the server's close frame once every answer
+(:func:`aclip._engine.deadline.bounded`). The engine never waits for the server's close frame once every answer
 has arrived: it leaves the stream, and closing it is bounded as above.
 
 A redirect answering the handshake is not followed (:mod:`._redirects`): it is an HTTPStatusError naming
@@ -24,9 +24,9 @@ from typing import AsyncIterator, Dict, Optional
 import aiohttp
 import anyio
 
-from .._address import ServerAddress
-from .._deadline import bounded
-from .._errors import ConnectError, ProtocolError, TransportError
+from .._config import ServerAddress
+from .._engine.deadline import bounded
+from .._exceptions import ConnectError, ProtocolError, TransportError
 from ._aiohttp import AiohttpTransport, hide_request_headers, translate_error
 from ._closing import refuse_if_closed, reported_as_closed
 from .base import DuplexStream, Received, StreamDeadline, no_deadline, too_large_answer
@@ -84,7 +84,7 @@ class WebSocketTransport(AiohttpTransport):
 
         Bounded by ``connect_timeout`` (to connect) and by the caller (the rest), not by a call's deadline.
         """
-        from .._health import reason_from_proto
+        from .._wire.health import reason_from_proto
 
         with reported_as_closed(self, self._address):
             socket = await self._connect(self._headers, no_deadline, url=self._base_url + "/dry_run")

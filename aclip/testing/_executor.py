@@ -69,8 +69,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableSequence
 import anyio.to_thread
 from google.protobuf import struct_pb2
 
-from aclip._codec import decode_ndarray, encode_ndarray
 from aclip._pb import docarray_pb2, jina_pb2
+from aclip._wire.protobuf import decode_ndarray, encode_ndarray
 from aclip.testing._encoder import check_image, tensor_payload, test_embedding
 from aclip.testing._faults import Faults, InjectedFailure
 from aclip.testing._loader import DEFAULT_FETCH_TIMEOUT, load_uri

@@ -38,8 +38,8 @@ from grpclib.exceptions import GRPCError
 from grpclib.protocol import H2Protocol
 from grpclib.server import Server, Stream
 
-from aclip._grpc_codec import JINA_CALL, RawBytesCodec
 from aclip._pb import jina_pb2
+from aclip._wire.protobuf import JINA_CALL, RawBytesCodec
 from aclip.testing._dry_run import JINA_DRY_RUN, dry_run_status
 from aclip.testing._executor import ReferenceExecutor
 from aclip.testing._faults import ResponseBudget

@@ -18,7 +18,7 @@ content to embed) is an error: a softmax over a partial set of candidates would 
 
 Example::
 
-    >>> from aclip._codec import encode_ndarray
+    >>> from aclip._wire.protobuf import encode_ndarray
     >>> from aclip._pb import docarray_pb2
     >>> from aclip.testing import embed_text
     >>> root = docarray_pb2.DocumentProto(id="q")
@@ -37,8 +37,8 @@ from collections.abc import Iterable
 import numpy as np
 import numpy.typing as npt
 
-from aclip._codec import decode_ndarray
 from aclip._pb import docarray_pb2
+from aclip._wire.protobuf import decode_ndarray
 from aclip.testing._scoring import clip_softmax, cosine_similarity
 
 __all__ = ["CLIP_SCORE", "CLIP_SCORE_COSINE", "embedding_vector", "rank_matches"]

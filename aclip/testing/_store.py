@@ -17,7 +17,7 @@ searches while a test thread may :meth:`~IndexStore.clear` it or read :attr:`~In
 
 Example::
 
-    >>> from aclip._codec import encode_ndarray
+    >>> from aclip._wire.protobuf import encode_ndarray
     >>> from aclip._pb import docarray_pb2
     >>> from aclip.testing import embed_text
     >>> store = IndexStore()

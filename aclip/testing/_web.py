@@ -34,8 +34,8 @@ import anyio.to_thread
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from aclip._jsonwire import dumps
 from aclip._pb import docarray_pb2, jina_pb2
+from aclip._wire.json import dumps
 from aclip.testing._executor import ReferenceExecutor
 from aclip.testing._faults import ResponseBudget
 from aclip.testing._net import listen, token_matches

@@ -39,9 +39,9 @@ from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 import aclip.testing
-from aclip._grpc_codec import JINA_CALL, RawBytesCodec
 from aclip._pb.docarray_pb2 import DocumentProto
 from aclip._pb.jina_pb2 import DataRequestProto, StatusProto
+from aclip._wire.protobuf import JINA_CALL, RawBytesCodec
 from aclip.testing import ReferenceServer, serve_in_thread
 from tests.conftest import Certificates
 from tests.testing.test_server import (

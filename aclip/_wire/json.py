@@ -25,10 +25,10 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ._codec import decode_ndarray, encode_ndarray
-from ._errors import JsonError
-from ._pb.docarray_pb2 import DocumentProto, NamedScoreProto, NdArrayProto
-from ._pb.jina_pb2 import DataRequestProto, RouteProto, StatusProto
+from .._exceptions import JsonError
+from .._pb.docarray_pb2 import DocumentProto, NamedScoreProto, NdArrayProto
+from .._pb.jina_pb2 import DataRequestProto, RouteProto, StatusProto
+from .protobuf import decode_ndarray, encode_ndarray
 
 __all__ = [
     "JsonError",
@@ -234,7 +234,7 @@ def _array_from_json(value: Any, target: NdArrayProto, where: str, dtype: Option
 
     A JSON number is a double: one beyond float32's range (1e300) becomes inf here without a warning, and
     null becomes NaN. Neither is refused here: the result handlers refuse embeddings that are not finite
-    as float32 whatever the wire (:func:`aclip._codec.check_embeddings`), so both wires share one rule.
+    as float32 whatever the wire (:func:`aclip._wire.protobuf.check_embeddings`), so both wires share one rule.
     """
     try:
         with np.errstate(over="ignore", invalid="ignore"):

@@ -4,10 +4,10 @@
 sets ``.embedding`` on the caller's own Documents; :func:`answer_documents` gives callbacks new Documents.
 Each is handed an answered batch by the engine and checks it first, once per batch, never per document:
 
-- where aclip chose the documents' wire ids (:class:`~aclip._batches.ChosenIds`), the answer must carry
+- where aclip chose the documents' wire ids (:class:`~aclip._engine.batches.ChosenIds`), the answer must carry
   them back in the order sent (:func:`check_answer_ids`): a server that reorders a batch would otherwise
   give misplaced rows without an error;
-- every embedding must be of a float dtype and finite as float32 (:func:`~aclip._codec.check_embeddings`).
+- every embedding must be of a float dtype and finite as float32 (:func:`~aclip._wire.protobuf.check_embeddings`).
 
 Either failure is a ProtocolError naming the input positions. Where aclip's ids were on the wire the
 caller's own come back: the caller's Documents never lose theirs, and new Documents (rank's matches,
@@ -20,8 +20,9 @@ from typing import Any, Dict, List, Optional, Sequence, cast
 
 import numpy as np
 
-from ._batches import Batch, ChosenIds
-from ._codec import (
+from .._exceptions import MissingEmbeddingError, ProtocolError, describe_positions
+from .._models import Document, DocumentList, Part
+from .._wire.protobuf import (
     DataRequestProto,
     DocumentProto,
     check_embeddings,
@@ -29,8 +30,7 @@ from ._codec import (
     document_from_proto,
     foreign_document_from_proto,
 )
-from ._document import Document, DocumentList
-from ._errors import MissingEmbeddingError, ProtocolError, describe_positions
+from .batches import Batch, ChosenIds
 
 __all__ = [
     "ArrayCollector",
@@ -38,6 +38,7 @@ __all__ = [
     "answer_documents",
     "check_answer_ids",
     "embedding_rows",
+    "part_of",
     "place_on_documents",
 ]
 
@@ -315,3 +316,11 @@ def answer_documents(batch: Batch, docs: List[DocumentProto]) -> DocumentList:
                 match.id = match_id
         result.append(document)
     return result
+
+
+def part_of(batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Part:
+    """The Part for one answered batch (Documents mode sets the embeddings on the caller's Documents)."""
+    if batch.sources is not None:
+        place_on_documents(batch, docs)
+        return Part(batch.positions, documents=DocumentList(batch.sources))
+    return Part(batch.positions, embeddings=embedding_rows(batch, docs))

@@ -12,13 +12,13 @@ import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 
-from ._document import DocumentList
-from ._status import ResponseStatus
+from .._models import DocumentList
+from .._wire.status import ResponseStatus
 
 if TYPE_CHECKING:  # protobuf stays unimported until a call needs it
-    from ._batches import Batch
-    from ._codec import DataRequestProto, DocumentProto
-    from ._streaming import ResultHandler
+    from .._wire.protobuf import DataRequestProto, DocumentProto
+    from .batches import Batch
+    from .stream import ResultHandler
 
 __all__ = ["Callback", "Callbacks", "Response", "ResponseStatus", "Route"]
 
@@ -68,7 +68,7 @@ class Response:
         """The request's documents as the server returned them (new Documents, not the caller's), with the
         caller's own ids (aclip's stand in for them on the wire), checked as results are."""
         if self._docs is None:
-            from ._results import answer_documents
+            from .results import answer_documents
 
             self._docs = answer_documents(self._batch, self._documents())
         return self._docs
@@ -139,7 +139,7 @@ class Callbacks:
         return self.on_error is not None or self.on_always is not None
 
     async def done(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> None:
-        from ._results import check_answer_ids
+        from .results import check_answer_ids
 
         check_answer_ids(batch, docs)  # before any callback sees the answer, whether it reads .docs or not
         if self.collect is not None:

@@ -1,8 +1,8 @@
 """Items <-> Jina DataRequest messages, and ndarray (de)serialisation. Pure functions, no I/O.
 
-Requests are built as protobuf messages and serialised to bytes; responses are parsed from bytes. The
-embedding bytes are read zero-copy with ``numpy.frombuffer`` after their dtype and shape are checked
-against the buffer's length; anything that does not fit is a :class:`~aclip.ProtocolError`.
+aclip builds and parses DataRequest messages itself, so gRPC and the reference server hand grpclib
+ready-made bytes through :class:`RawBytesCodec` and take raw bytes back; WebSocket frames carry the same
+bytes, and HTTP's JSON (:mod:`aclip._wire.json`) is converted from and to these messages.
 """
 
 from __future__ import annotations
@@ -15,27 +15,31 @@ import numpy as np
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.protobuf.struct_pb2 import Struct
+from grpclib.encoding.base import CodecBase
 
-from ._document import Document, NamedScore
-from ._errors import InputError, ProtocolError
-from ._items import Item, Kind
-from ._pb.docarray_pb2 import DocumentProto, NdArrayProto
-from ._pb.jina_pb2 import DataRequestProto, StatusProto
-from ._status import ResponseStatus
+from .._exceptions import InputError, ProtocolError
+from .._models import Document, Item, Kind, NamedScore
+from .._pb.docarray_pb2 import DocumentProto, NdArrayProto
+from .._pb.jina_pb2 import DataRequestProto, StatusProto
+from .status import ResponseStatus
 
 __all__ = [
     "DataRequestProto",
     "DocumentProto",
+    "JINA_CALL",
+    "JINA_DRY_RUN",
+    "RawBytesCodec",
     "build_request",
     "check_embeddings",
     "decode_ndarray",
     "document_from_proto",
-    "foreign_document_from_proto",
     "encode_ndarray",
     "executor_failure",
+    "foreign_document_from_proto",
     "parameters_struct",
     "parse_response",
 ]
+
 
 _NUMERIC_KINDS = frozenset("biuf")
 
@@ -338,3 +342,25 @@ def executor_failure(response: DataRequestProto) -> Optional[ResponseStatus]:
     exception = status.exception
     description = status.description or "; ".join(exception.args)
     return ResponseStatus(exception.name, description, exception.executor)
+
+
+#: The bidirectional streaming method every Jina gateway serves.
+JINA_CALL = "/jina.JinaRPC/Call"
+
+
+#: The gateway's readiness probe: unary, ``google.protobuf.Empty`` in, ``jina.StatusProto`` out.
+JINA_DRY_RUN = "/jina.JinaGatewayDryRunRPC/dry_run"
+
+
+class RawBytesCodec(CodecBase):
+    """Messages are ``bytes`` on both sides; content type ``application/grpc`` as protobuf uses."""
+
+    __content_subtype__ = "proto"
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        if not isinstance(message, (bytes, bytearray, memoryview)):
+            raise TypeError(f"RawBytesCodec sends bytes, got {type(message).__name__}")
+        return bytes(message)
+
+    def decode(self, data: bytes, message_type: Any) -> bytes:
+        return bytes(data)

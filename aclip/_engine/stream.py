@@ -19,7 +19,7 @@ fails while the handler is busy can neither lose that answer nor send it again.
 
 Memory is bounded by (prefetch + 2) batches, whatever the length of the input: a batch holds its window
 slot from the moment a lane takes it until its answer was handled. Every wait has a bound from the call's
-:class:`~aclip._deadline.Deadline` (or is a wait for the caller's own handler). The first error in any task
+:class:`~aclip._engine.deadline.Deadline` (or is a wait for the caller's own handler). The first error in any task
 cancels the others and is raised to the caller as it is (not as an exception group).
 """
 
@@ -35,24 +35,25 @@ from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Seq
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._batches import Batch
-from ._codec import DataRequestProto, DocumentProto, build_request, executor_failure
-from ._constants import DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE
-from ._deadline import Deadline, remaining
-from ._errors import (
+from .._config import DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE
+from .._exceptions import (
+    BaseExceptionGroup,
     MessageTooLargeError,
     ProtocolError,
     RequestTimeoutError,
     TransportError,
     describe_positions,
+    first_error,
 )
-from ._fetch import ImageFetcher
-from ._groups import BaseExceptionGroup, first_error
-from ._loading import LazyFetcher, load_batch_items
-from ._retry import backoff, is_idempotent, is_transient
-from ._status import ResponseStatus
-from ._transports.base import DuplexStream, Received, Transport
-from ._wire import WireFormat
+from .._transports.base import DuplexStream, Received, Transport
+from .._wire.formats import WireFormat
+from .._wire.protobuf import DataRequestProto, DocumentProto, build_request, executor_failure
+from .._wire.status import ResponseStatus
+from .batches import Batch
+from .deadline import Deadline, remaining
+from .fetch import ImageFetcher
+from .loading import LazyFetcher, load_batch_items
+from .retry import backoff, is_idempotent, is_transient
 
 __all__ = ["BatchSource", "CallSettings", "FailureHandler", "ResultHandler", "run_stream"]
 

@@ -1,6 +1,6 @@
 """Why a request failed inside the server: one type, parsed once from the answer's ``header.status``.
 
-The engine parses a failed answer's status once (:func:`aclip._codec.executor_failure`) and hands the
+The engine parses a failed answer's status once (:func:`aclip._wire.protobuf.executor_failure`) and hands the
 same :class:`ResponseStatus` to the callbacks (``Response.status``) and, when nobody takes the failure, to
 the error the call raises (:meth:`ResponseStatus.error`).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ._errors import ServerError
+from .._exceptions import ServerError
 
 __all__ = ["ResponseStatus"]
 

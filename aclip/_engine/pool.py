@@ -11,7 +11,7 @@ loop thread beside the caller's own. So the pool, not the client, owns:
 - closing, once for every loop: every transport is marked closed before any connection closes, so a call in
   flight ends with ClientClosedError instead of reconnecting; each loop's connections close on that loop;
 - what a forked child inherits: the parent's connections and loops, which the child may neither use nor
-  close; it forgets them (:mod:`aclip._fork`) and makes its own on its next call;
+  close; it forgets them (:func:`forget_after_fork`) and makes its own on its next call;
 - the set-aside rule: a server whose stream kept failing is skipped by the calls of every loop for
   :data:`SET_ASIDE_SECONDS`; when every server is set aside, all are tried again.
 
@@ -22,6 +22,13 @@ Example::
     pool = TransportPool(addresses, options, given=None, owner="AsyncClient('grpc://127.0.0.1:51000')")
     await run_stream(pool.for_endpoint("/encode"), batches, settings, handle, set_aside=pool.set_aside)
     await pool.aclose()
+
+After ``os.fork()`` a child (gunicorn's pre-fork workers, multiprocessing's "fork") inherits each
+client's event-loop thread as a dead copy, and its connections as sockets shared with the parent. The
+child may neither use them (no thread runs their loop) nor close them (that would end the parent's
+connections), so each client forgets them (:func:`forget_after_fork`, :func:`abandon`) and starts afresh
+on its next call. What it forgot is kept in :data:`_ABANDONED`, never collected, so that no finaliser
+closes the parent's sockets from the child.
 """
 
 from __future__ import annotations
@@ -29,21 +36,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
-from typing import TYPE_CHECKING, AsyncGenerator, Dict, List, Optional, Sequence
+import weakref
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Dict, List, Optional, Protocol, Sequence
 
-from ._endpoints import rules_for
-from ._errors import ClientClosedError
-from ._fork import abandon, forget_after_fork
+from .._exceptions import ClientClosedError
+from .._wire.endpoints import rules_for
 
-if TYPE_CHECKING:  # the transports (and their third-party libraries) load when a loop first needs them
-    from ._address import ServerAddress
-    from ._transports import Transport, TransportOptions
+if TYPE_CHECKING:
+    from .._config import ServerAddress
+    from .._transports import Transport, TransportOptions
 
-__all__ = ["SET_ASIDE_SECONDS", "LoopTransports", "TransportPool"]
+__all__ = ["LoopTransports", "SET_ASIDE_SECONDS", "TransportPool", "abandon", "forget_after_fork"]
+
 
 logger = logging.getLogger("aclip")
+
 
 #: How long a server that keeps failing is skipped by later calls.
 SET_ASIDE_SECONDS = 30.0
@@ -87,7 +97,7 @@ class TransportPool:
         They are closed when the loop shuts down, so one client can serve ``asyncio.run`` after
         ``asyncio.run``, or a test framework's loop per test.
         """
-        from ._transports import create_transport
+        from .._transports import create_transport
 
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -177,3 +187,32 @@ class TransportPool:
         self._lock = threading.Lock()
         abandon(self.loops)  # kept, never closed: closing would end the parent's connections
         self.loops = {}
+
+
+class _ForgetsAfterFork(Protocol):
+    def _after_fork_in_child(self) -> None: ...
+
+
+_ABANDONED: List[Any] = []
+
+
+_REGISTERED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def forget_after_fork(client: _ForgetsAfterFork) -> None:
+    """Call ``client._after_fork_in_child()`` in every child forked while ``client`` is alive."""
+    _REGISTERED.add(client)
+
+
+def abandon(resources: Any) -> None:
+    """Keep ``resources`` referenced for good, closed never (they belong to another process or loop)."""
+    _ABANDONED.append(resources)
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_REGISTERED):
+        client._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Optional
 
 import anyio
 
-from ._errors import AclipError, RequestTimeoutError
+from .._exceptions import AclipError, RequestTimeoutError
 
 __all__ = ["Deadline", "Wait", "bounded", "remaining"]
 

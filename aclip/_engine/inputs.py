@@ -3,7 +3,7 @@
 A call's input is an iterable of ``str`` (each auto-detected as a sentence or an image) or of
 :class:`~aclip.Document`. Each item becomes an :class:`Item`: a sentence, image bytes, a tensor, or a
 uri that the server loads itself. Local files and data URIs are turned into bytes only when their batch
-is about to be sent (:func:`load_batch`, which :mod:`aclip._loading` runs in a worker thread it can
+is about to be sent (:func:`load_batch`, which :mod:`aclip._engine.loading` runs in a worker thread it can
 abandon), so memory holds at most the batches in flight, never the whole input.
 
 Every item is checked when it is classified, which is before its batch is sent (the first batch is
@@ -48,21 +48,16 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
-import errno
 import itertools
 import math
 import os
-import stat
-from typing import Any, Iterable, Iterator, List, Mapping, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Iterable, Iterator, Mapping, NoReturn, Optional, Tuple
 
 import numpy as np
 
-from ._document import Document
-from ._errors import InputError, InputTypeError
-from ._items import Item, Kind
+from .._exceptions import InputError, InputTypeError
+from .._models import Document, Item, Kind
 
 __all__ = [
     "InputMode",
@@ -72,8 +67,6 @@ __all__ = [
     "classify_document",
     "classify_string",
     "document_id",
-    "load_batch",
-    "needs_loading",
     "peek_mode",
     "text_item",
 ]
@@ -440,134 +433,3 @@ def classify_rank_root(doc: Any, position: int) -> Item:
             )
         matches.append((document_id(match, position), classify_document(match, position)))
     return classify_document(doc, position)._replace(matches=tuple(matches))
-
-
-_LOADED_BY_CLIENT = (Kind.LOCAL_FILE, Kind.DATA_URI)
-
-
-def _loaded_kinds(fetch_remote: bool) -> Tuple[Kind, ...]:
-    return (*_LOADED_BY_CLIENT, Kind.REMOTE_URI) if fetch_remote else _LOADED_BY_CLIENT
-
-
-def needs_loading(items: Sequence[Item], *, fetch_remote: bool = False) -> bool:
-    """Whether a batch has items to read, decode or (with ``fetch_remote``) download before it is sent.
-
-    Cheap, so that a batch of plain sentences pays nothing for loading.
-    """
-    kinds = _loaded_kinds(fetch_remote)
-    return any(
-        item.kind in kinds or needs_loading([m for _, m in item.matches], fetch_remote=fetch_remote) for item in items
-    )
-
-
-def load_batch(items: List[Item], start: int) -> List[Item]:
-    """Read the local files and decode the data URIs of one batch (matches included); blocking.
-
-    The engine does not call this on the event loop: :func:`aclip._loading.load_batch_items` runs it in a
-    worker thread it can abandon, and downloads remote images on the loop. ``start`` is the input position
-    of ``items[0]``, for error messages.
-
-    Example::
-
-        loaded = load_batch([classify_string("cat.png")], start=0)  # [Item(Kind.BLOB, b"\\x89PNG...", ...)]
-    """
-    return [_load_with_matches(item, start + offset) for offset, item in enumerate(items)]
-
-
-def _load_with_matches(item: Item, position: int) -> Item:
-    loaded = _load(item, position) if item.kind in _LOADED_BY_CLIENT else item
-    if item.matches:
-        loaded = loaded._replace(matches=tuple((mid, _load_with_matches(m, position)) for mid, m in item.matches))
-    return loaded
-
-
-def _load(item: Item, position: int) -> Item:
-    assert isinstance(item.payload, str)
-    if item.kind == Kind.DATA_URI:
-        return item._replace(kind=Kind.BLOB, payload=_decode_data_uri(item.payload, position))
-    return item._replace(kind=Kind.BLOB, payload=_read_image_file(item.payload, position))
-
-
-# Opening never blocks (a FIFO without a writer would block a plain open() for ever), never makes a
-# terminal ours, and the descriptor does not leak into child processes.
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def _read_image_file(path: str, position: int) -> bytes:
-    """The bytes of a regular file (a symlink to one included); anything else is an InputError at once.
-
-    A FIFO, a character device or a socket named like an image would block a reader for ever, or stream
-    without end: it is opened without blocking and refused on what ``fstat`` says, before any read.
-    """
-    try:
-        descriptor = os.open(path, _OPEN_FLAGS)
-    except FileNotFoundError:
-        raise InputError(
-            f"input {position}: {_shown(path)} looks like an image file, but there is no such file; "
-            "fix the path, or pass Document(text=...) to send it as a sentence",
-            position=position,
-        ) from None
-    except IsADirectoryError:
-        raise _directory(path, position) from None
-    except OSError as err:
-        if err.errno == errno.ENXIO:  # a socket, or a device without a driver
-            raise _not_regular(path, position, "a socket or a device") from None
-        raise InputError(f"input {position}: cannot read image file {_shown(path)}: {err}", position=position) from err
-    except ValueError as err:  # a NUL character in the path
-        raise InputError(f"input {position}: {_shown(path)} is not a usable path: {err}", position=position) from None
-    try:
-        mode = os.fstat(descriptor).st_mode
-        if stat.S_ISDIR(mode):
-            raise _directory(path, position)
-        if not stat.S_ISREG(mode):
-            raise _not_regular(path, position, _special_kind(mode))
-        os.set_blocking(descriptor, True)
-    except BaseException:
-        os.close(descriptor)
-        raise
-    with open(descriptor, "rb", closefd=True) as handle:
-        try:
-            return handle.read()
-        except OSError as err:
-            raise InputError(
-                f"input {position}: cannot read image file {_shown(path)}: {err}", position=position
-            ) from err
-
-
-def _directory(path: str, position: int) -> InputError:
-    return InputError(f"input {position}: {_shown(path)} is a directory, not an image file", position=position)
-
-
-def _not_regular(path: str, position: int, kind: str) -> InputError:
-    return InputError(
-        f"input {position}: {_shown(path)} is not a regular file ({kind}); aclip reads images only from "
-        "regular files (a FIFO, device or socket could block or never end); copy the image to a file",
-        position=position,
-    )
-
-
-def _special_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a special file"
-
-
-def _decode_data_uri(uri: str, position: int) -> bytes:
-    comma = uri.find(",")
-    if comma < 0:
-        raise InputError(f"input {position}: malformed data URI {_shown(uri)} (no comma)", position=position)
-    header, data = uri[5:comma], uri[comma + 1 :]
-    if header.endswith(";base64"):
-        try:
-            return base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise InputError(
-                f"input {position}: the data URI {_shown(uri)} is not valid base64", position=position
-            ) from None
-    from urllib.parse import unquote_to_bytes
-
-    return unquote_to_bytes(data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ._codec import DataRequestProto, parse_response
+from .protobuf import DataRequestProto, parse_response
 
 __all__ = ["JSON", "PROTOBUF", "WireFormat"]
 
@@ -29,13 +29,13 @@ def _serialize_protobuf(request: DataRequestProto) -> bytes:
 
 
 def _serialize_json(request: DataRequestProto) -> bytes:
-    from ._jsonwire import dumps, request_to_json
+    from .json import dumps, request_to_json
 
     return dumps(request_to_json(request))
 
 
 def _parse_json(data: bytes) -> DataRequestProto:
-    from ._jsonwire import loads, response_from_json
+    from .json import loads, response_from_json
 
     return response_from_json(loads(data))
 

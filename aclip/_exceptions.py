@@ -30,15 +30,19 @@ Example::
         vectors = client.encode(sentences)
     except aclip.MissingEmbeddingError as err:
         print("no embedding for inputs", err.positions)
+
+Task groups raise exception groups; :func:`first_error` picks the one error a caller should see.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import sys
+from typing import List, Sequence
 
 __all__ = [
     "AclipError",
     "AuthenticationError",
+    "BaseExceptionGroup",
     "ClientClosedError",
     "ConnectError",
     "HTTPStatusError",
@@ -53,7 +57,9 @@ __all__ = [
     "ServerError",
     "TLSError",
     "TransportError",
+    "first_error",
 ]
+
 
 _MAX_LISTED_POSITIONS = 20
 
@@ -206,3 +212,31 @@ class MissingEmbeddingError(ResponseError):
             "remove them, or pass Documents to receive the others"
         )
         self.positions = list(positions)
+
+
+if sys.version_info >= (3, 11):
+    from builtins import BaseExceptionGroup
+else:  # pragma: no cover - exercised on older Pythons only
+    from exceptiongroup import BaseExceptionGroup
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to show the caller: the first aclip error in the group, else its first leaf."""
+    leaves: List[BaseException] = []
+
+    def collect(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                collect(inner)
+        else:
+            leaves.append(error)
+
+    collect(group)
+    import anyio  # here, not at the top: ``import aclip`` loads this module and must stay light
+
+    cancelled = anyio.get_cancelled_exc_class()
+    meaningful = [leaf for leaf in leaves if not isinstance(leaf, cancelled)]
+    for leaf in meaningful:
+        if isinstance(leaf, AclipError):
+            return leaf
+    return (meaningful or leaves)[0]

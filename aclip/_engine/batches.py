@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, Tuple
 
-from ._errors import InputTypeError
-from ._inputs import (
+from .._exceptions import InputTypeError
+from .inputs import (
     InputMode,
     Item,
     check_encodable,
@@ -87,7 +87,7 @@ def iter_batches(
     empty ids are fine: answers are matched by position). In Documents mode every
     Document is also appended to ``collected``, the call's result list, and turned into an item by
     ``classify`` (rank passes one that also takes the matches). With ``strings_are_text`` every string
-    is a sentence (:func:`~aclip._inputs.text_item`), else it is auto-detected. Each batch's items are
+    is a sentence (:func:`~aclip._engine.inputs.text_item`), else it is auto-detected. Each batch's items are
     checked as it is made, so a bad item raises before its batch (or, in the first batch, anything) is sent.
     """
     classify_str = text_item if strings_are_text else classify_string

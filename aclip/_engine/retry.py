@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Optional
 
-from ._errors import (
+from .._exceptions import (
     AuthenticationError,
     ConnectError,
     HTTPStatusError,
@@ -41,7 +41,7 @@ def is_transient(error: BaseException) -> bool:
 
 def is_idempotent(endpoint: str) -> bool:
     """Whether sending a request to ``endpoint`` twice is harmless (index stores documents: it is not)."""
-    from ._endpoints import rules_for
+    from .._wire.endpoints import rules_for
 
     return rules_for(endpoint).idempotent
 

@@ -25,7 +25,7 @@ def reason_from_proto(data: bytes) -> Optional[str]:
     """None for a SUCCESS ``StatusProto``; else what went wrong, in one line."""
     from google.protobuf.message import DecodeError
 
-    from ._pb import jina_pb2
+    from .._pb import jina_pb2
 
     status = jina_pb2.StatusProto()
     try:

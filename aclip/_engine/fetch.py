@@ -25,9 +25,9 @@ from typing import List, Optional, Type
 
 import aiohttp
 
-from ._deadline import bounded
-from ._errors import InputError, RequestTimeoutError
-from ._inputs import _shown
+from .._exceptions import InputError, RequestTimeoutError
+from .deadline import bounded
+from .inputs import _shown
 
 __all__ = ["DOWNLOAD_TIME_LIMIT", "MAX_REDIRECTS", "ImageFetcher", "is_image_content_type"]
 
@@ -92,7 +92,7 @@ class ImageFetcher:
         return f"ImageFetcher(max_bytes={self.max_bytes}, trust_env={self.trust_env})"
 
     async def __aenter__(self) -> ImageFetcher:
-        from . import __version__
+        from .. import __version__
 
         connector = aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context is not None else True)
         wait = self.connect_timeout
