@@ -1,35 +1,32 @@
 """AsyncClient: the operations (encode, rank, index, search, readiness, profile); the sync Client forwards to it.
 
-Each operation checks its options once (:meth:`AsyncClient._options`), turns its input into batches and runs
-one stream (:func:`aclip._engine.stream.run_stream`) over the servers that the pool hands out:
-:mod:`aclip._engine.pool` owns the transports of each event loop, what a forked child drops, and the servers
-set aside after repeated failures.
+Each operation says what it sends and where the answers go; the rest of a call (its options checked once,
+batches, the stream, callbacks, progress) is :class:`aclip._engine.call.CallRunner`'s, over the servers
+that :mod:`aclip._engine.pool` hands out: the transports of each event loop, what a forked child drops, and
+the servers set aside after repeated failures.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
+import dataclasses
 import ssl
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
     Any,
     AsyncGenerator,
     AsyncIterator,
-    Callable,
     Dict,
     Iterable,
-    Iterator,
     List,
     Mapping,
     Optional,
     Sequence,
     Type,
+    TypedDict,
     Union,
     overload,
 )
@@ -38,14 +35,6 @@ import anyio
 import numpy as np
 from numpy.typing import NDArray
 
-from ._config import ServerAddress, parse_server
-from ._engine.callbacks import Callback, Callbacks, Response
-
-if TYPE_CHECKING:
-    from ._engine.batches import Batch
-    from ._engine.stream import ResultHandler
-    from ._transports.base import Transport
-    from ._wire.protobuf import DataRequestProto, DocumentProto
 from ._config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONNECT_TIMEOUT,
@@ -55,58 +44,47 @@ from ._config import (
     DEFAULT_TIMEOUT,
     MAX_MESSAGE_SIZE,
     NOT_GIVEN,
-    TOKEN_ENVIRONMENT_VARIABLE,
     NotGiven,
     TLSOptions,
+    checked_headers,
+    checked_retries,
+    checked_timeout,
+    flag,
+    parse_servers,
+    positive_int,
+    positive_seconds,
+    token_from,
 )
+from ._engine.call import CallOptions, CallRunner, endpoint_and_parameters, input_length, with_defaults
+from ._engine.callbacks import Callback, ForwardAnswers, Response
 from ._engine.inputs import InputMode
 from ._engine.pool import TransportPool
-from ._exceptions import AclipError, BaseExceptionGroup, InputTypeError, first_error
+from ._exceptions import AclipError, InputTypeError
 from ._models import Collected, Document, DocumentList, Part
-from ._wire.endpoints import rules_for
 
-__all__ = ["AsyncClient"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._engine.batches import Batch
+    from ._transports.base import Transport
+    from ._wire.protobuf import DataRequestProto, DocumentProto
+
+__all__ = ["AsyncClient", "CallKeywords", "EncodeResult"]
 
 EncodeResult = Union[NDArray[np.float32], DocumentList]
 
 
-def _token_from(credential: Optional[Mapping[str, str]]) -> Optional[str]:
-    if credential is None:
-        return os.environ.get(TOKEN_ENVIRONMENT_VARIABLE) or None
-    if not isinstance(credential, Mapping):
-        raise TypeError("credential must be a dict such as {'Authorization': '<token>'}")
-    for key, value in credential.items():
-        if isinstance(key, str) and key.lower() == "authorization":
-            if not isinstance(value, str):
-                raise TypeError("credential['Authorization'] must be a str token")
-            return value or None
-    raise ValueError(f"credential must have an 'Authorization' key, got keys {sorted(map(str, credential))}")
+class CallKeywords(TypedDict, total=False):
+    """The keywords every operation takes besides its callbacks, for the overloads' signatures (see aencode)."""
 
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, not {value!r}")
-    return value
-
-
-def endpoint_and_parameters(base: str, parameters: Optional[Mapping[str, Any]]) -> tuple[str, Dict[str, Any]]:
-    """The endpoint to call and the parameters to send, from a caller's ``parameters`` (left unchanged).
-
-    ``model_name`` selects ``<base>/<model_name>`` and is not sent on; ``drop_image_content`` defaults
-    to true, so the server does not send image bytes back.
-    """
-    sent = _with_defaults(parameters)
-    model_name = sent.pop("model_name", None)
-    endpoint = f"{base}/{model_name}" if model_name else base
-    return endpoint, sent
+    batch_size: int
+    prefetch: int
+    parameters: Optional[Mapping[str, Any]]
+    show_progress: bool
+    timeout: Union[float, NotGiven, None]
+    max_retries: Union[int, NotGiven]
+    headers: Optional[Mapping[str, str]]
+    on_error: Optional[Callback]
 
 
 class AsyncClient:
@@ -175,35 +153,35 @@ class AsyncClient:
         strings_are_text: bool = False,
         transport: Optional[Transport] = None,
     ) -> None:
-        from ._config import checked_headers
         from ._transports import TransportOptions, ssl_context_for
 
-        addresses = _parse_servers(server)
-        self._server = ", ".join(str(address) for address in addresses)
-        token = _token_from(credential)
-        sent_headers = {**({"authorization": token} if token else {}), **checked_headers(headers)}
-        tls = TLSOptions(ssl_context=ssl_context, ca_file=ca_file, client_cert=client_cert, client_key=client_key)
-        self._fetch_remote = bool(fetch_remote_images)
-        self._timeout = _checked_timeout(timeout)
-        self._max_retries = _checked_retries(max_retries)
-        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
-            raise ValueError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
-        _flag("trust_env", trust_env)
-        self._strings_are_text = _flag("strings_are_text", strings_are_text)
-        max_message_size = _positive_int("max_message_size", max_message_size)
-        options = [
-            TransportOptions(
-                ssl_context=ssl_context_for(address, tls),
-                connect_timeout=float(connect_timeout),
-                headers=sent_headers,
-                trust_env=trust_env,
-                max_message_size=max_message_size,
-            )
-            for address in addresses
-        ]
+        addresses = parse_servers(server)
         if transport is not None and len(addresses) != 1:
             raise ValueError("transport= serves one server: give one server URL with it (it names the server)")
-        self._pool = TransportPool(addresses, options, given=transport, owner=repr(self))
+        self._server = ", ".join(str(address) for address in addresses)
+        token = token_from(credential)
+        tls = TLSOptions(ssl_context=ssl_context, ca_file=ca_file, client_cert=client_cert, client_key=client_key)
+        connection = TransportOptions(
+            ssl_context=None,
+            connect_timeout=positive_seconds("connect_timeout", connect_timeout),
+            headers={**({"authorization": token} if token else {}), **checked_headers(headers)},
+            trust_env=flag("trust_env", trust_env),
+            max_message_size=positive_int("max_message_size", max_message_size),
+        )
+        calls = CallRunner(
+            TransportPool(
+                addresses,
+                [dataclasses.replace(connection, ssl_context=ssl_context_for(address, tls)) for address in addresses],
+                given=transport,
+                owner=repr(self),
+            ),
+            timeout=checked_timeout(timeout),
+            max_retries=checked_retries(max_retries),
+            fetch_remote=bool(fetch_remote_images),
+            strings_are_text=flag("strings_are_text", strings_are_text),
+        )
+        self._calls = calls
+        self._pool = calls.pool
 
     def __repr__(self) -> str:
         return f"AsyncClient({self.server!r})"
@@ -249,50 +227,9 @@ class AsyncClient:
         """
         await self._pool.aclose()
 
-    def _options(
-        self,
-        *,
-        batch_size: int,
-        prefetch: int,
-        show_progress: bool = False,
-        timeout: Union[float, NotGiven, None] = NOT_GIVEN,
-        max_retries: Union[int, NotGiven] = NOT_GIVEN,
-        headers: Optional[Mapping[str, str]] = None,
-        on_done: Optional[Callback] = None,
-        on_error: Optional[Callback] = None,
-        on_always: Optional[Callback] = None,
-    ) -> _CallOptions:
-        """A call's options, checked; the client's own timeout and max_retries where the call gives none."""
-        from ._config import checked_headers
-
-        call_timeout = self._timeout if isinstance(timeout, NotGiven) else _checked_timeout(timeout)
-        retries = self._max_retries if isinstance(max_retries, NotGiven) else _checked_retries(max_retries)
-        progress = _flag("show_progress", show_progress)
-        return _CallOptions(
-            batch_size=_positive_int("batch_size", batch_size),
-            prefetch=_positive_int("prefetch", prefetch),
-            show_progress=progress,
-            callbacks=Callbacks(on_done, on_error, on_always),
-            timeout=call_timeout,
-            max_retries=retries,
-            headers=checked_headers(headers),
-        )
-
     @overload
     async def aencode(
-        self,
-        content: Iterable[str],
-        *,
-        batch_size: int = ...,
-        prefetch: int = ...,
-        parameters: Optional[Mapping[str, Any]] = ...,
-        show_progress: bool = ...,
-        timeout: Union[float, NotGiven, None] = ...,
-        max_retries: Union[int, NotGiven] = ...,
-        headers: Optional[Mapping[str, str]] = ...,
-        on_done: None = ...,
-        on_error: Optional[Callback] = ...,
-        on_always: None = ...,
+        self, content: Iterable[str], *, on_done: None = ..., on_always: None = ..., **options: Unpack[CallKeywords]
     ) -> NDArray[np.float32]: ...
 
     @overload
@@ -300,16 +237,9 @@ class AsyncClient:
         self,
         content: Iterable[Document],
         *,
-        batch_size: int = ...,
-        prefetch: int = ...,
-        parameters: Optional[Mapping[str, Any]] = ...,
-        show_progress: bool = ...,
-        timeout: Union[float, NotGiven, None] = ...,
-        max_retries: Union[int, NotGiven] = ...,
-        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
-        on_error: Optional[Callback] = ...,
         on_always: None = ...,
+        **options: Unpack[CallKeywords],
     ) -> DocumentList: ...
 
     @overload
@@ -317,16 +247,9 @@ class AsyncClient:
         self,
         content: Union[Iterable[str], Iterable[Document]],
         *,
-        batch_size: int = ...,
-        prefetch: int = ...,
-        parameters: Optional[Mapping[str, Any]] = ...,
-        show_progress: bool = ...,
-        timeout: Union[float, NotGiven, None] = ...,
-        max_retries: Union[int, NotGiven] = ...,
-        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
-        on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
+        **options: Unpack[CallKeywords],
     ) -> Optional[EncodeResult]: ...
 
     async def aencode(
@@ -367,7 +290,7 @@ class AsyncClient:
         from ._engine.inputs import peek_mode
         from ._engine.results import ArrayCollector
 
-        options = self._options(
+        options = self._calls.options(
             batch_size=batch_size,
             prefetch=prefetch,
             show_progress=show_progress,
@@ -379,16 +302,13 @@ class AsyncClient:
             on_always=on_always,
         )
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
-        total = _length(content)
+        total = input_length(content)
         mode, items = peek_mode(content)
-        if mode is None:
-            if options.callbacks.replace_results:
-                return None
-            return DocumentList() if isinstance(content, DocumentList) else np.empty((0, 0), dtype=np.float32)
-        if mode is InputMode.DOCUMENTS:
-            return await self._documents_call(items, endpoint=endpoint, parameters=sent, options=options, total=total)
+        if mode is InputMode.DOCUMENTS or (mode is None and isinstance(content, DocumentList)):
+            return await self._calls.documents(items, endpoint, sent, options, total=total)
         collector = ArrayCollector(total)
-        await self._stream(items, mode, collector, endpoint, sent, options, total=total)
+        if mode is not None:
+            await self._calls.run(items, mode, collector, endpoint, sent, options, total=total)
         return None if options.callbacks.replace_results else collector.result()
 
     async def aencode_collect(
@@ -427,7 +347,7 @@ class AsyncClient:
             error = response.status.error(endpoint=endpoint, positions=response.positions)
             failed.update(dict.fromkeys(response.positions, error))
 
-        options = self._options(
+        options = self._calls.options(
             batch_size=batch_size,
             prefetch=prefetch,
             show_progress=show_progress,
@@ -436,12 +356,10 @@ class AsyncClient:
             headers=headers,
             on_error=record,
         )
-        total = _length(content)
+        total = input_length(content)
         mode, items = peek_mode(content)
         if mode is InputMode.DOCUMENTS:
-            documents = await self._documents_call(
-                items, endpoint=endpoint, parameters=sent, options=options, total=total
-            )
+            documents = await self._calls.documents(items, endpoint, sent, options, total=total)
             assert documents is not None
             for position, doc in enumerate(documents):
                 if position not in failed and getattr(doc, "embedding", None) is None:
@@ -449,7 +367,7 @@ class AsyncClient:
             return Collected(documents, dict(sorted(failed.items())))
         collector = ArrayCollector(total)
         if mode is not None:
-            await self._stream(items, mode, collector, endpoint, sent, options, total=total)
+            await self._calls.run(items, mode, collector, endpoint, sent, options, total=total)
         array, missing = collector.partial()
         for position in missing:
             failed.setdefault(position, MissingEmbeddingError([position], total=len(array)))
@@ -482,8 +400,9 @@ class AsyncClient:
         """
         from ._engine.inputs import peek_mode
         from ._engine.results import part_of
+        from ._exceptions import BaseExceptionGroup, first_error
 
-        options = self._options(
+        options = self._calls.options(
             batch_size=batch_size,
             prefetch=prefetch,
             show_progress=show_progress,
@@ -492,7 +411,7 @@ class AsyncClient:
             headers=headers,
         )
         endpoint, sent = endpoint_and_parameters("/encode", parameters)
-        total = _length(content)
+        total = input_length(content)
         mode, items = peek_mode(content)
         parts_in, parts_out = anyio.create_memory_object_stream[Part](0)
 
@@ -502,7 +421,7 @@ class AsyncClient:
         async def produce() -> None:
             async with parts_in:
                 if mode is not None:
-                    await self._stream(items, mode, hand_over, endpoint, sent, options, total=total)
+                    await self._calls.run(items, mode, ForwardAnswers(hand_over), endpoint, sent, options, total=total)
 
         try:
             async with anyio.create_task_group() as tasks:
@@ -518,19 +437,7 @@ class AsyncClient:
 
     @overload
     async def arank(
-        self,
-        docs: Iterable[Document],
-        *,
-        batch_size: int = ...,
-        prefetch: int = ...,
-        parameters: Optional[Mapping[str, Any]] = ...,
-        show_progress: bool = ...,
-        timeout: Union[float, NotGiven, None] = ...,
-        max_retries: Union[int, NotGiven] = ...,
-        headers: Optional[Mapping[str, str]] = ...,
-        on_done: None = ...,
-        on_error: Optional[Callback] = ...,
-        on_always: None = ...,
+        self, docs: Iterable[Document], *, on_done: None = ..., on_always: None = ..., **options: Unpack[CallKeywords]
     ) -> DocumentList: ...
 
     @overload
@@ -538,16 +445,9 @@ class AsyncClient:
         self,
         docs: Iterable[Document],
         *,
-        batch_size: int = ...,
-        prefetch: int = ...,
-        parameters: Optional[Mapping[str, Any]] = ...,
-        show_progress: bool = ...,
-        timeout: Union[float, NotGiven, None] = ...,
-        max_retries: Union[int, NotGiven] = ...,
-        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
-        on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
+        **options: Unpack[CallKeywords],
     ) -> Optional[DocumentList]: ...
 
     async def arank(
@@ -582,7 +482,7 @@ class AsyncClient:
         """
         from ._engine.inputs import check_iterable, classify_rank_root
 
-        options = self._options(
+        options = self._calls.options(
             batch_size=batch_size,
             prefetch=prefetch,
             show_progress=show_progress,
@@ -598,14 +498,8 @@ class AsyncClient:
         for position, root in enumerate(roots):
             classify_rank_root(root, position)  # every root is checked before anything is sent
         endpoint, sent = endpoint_and_parameters("/rank", parameters)
-        return await self._documents_call(
-            roots,
-            endpoint=endpoint,
-            parameters=sent,
-            options=options,
-            total=len(roots),
-            with_matches=True,
-            classify=classify_rank_root,
+        return await self._calls.documents(
+            roots, endpoint, sent, options, total=len(roots), with_matches=True, classify=classify_rank_root
         )
 
     @overload
@@ -613,16 +507,9 @@ class AsyncClient:
         self,
         content: Union[Iterable[str], Iterable[Document]],
         *,
-        batch_size: int = ...,
-        prefetch: int = ...,
-        parameters: Optional[Mapping[str, Any]] = ...,
-        show_progress: bool = ...,
-        timeout: Union[float, NotGiven, None] = ...,
-        max_retries: Union[int, NotGiven] = ...,
-        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
-        on_error: Optional[Callback] = ...,
         on_always: None = ...,
+        **options: Unpack[CallKeywords],
     ) -> DocumentList: ...
 
     @overload
@@ -630,16 +517,9 @@ class AsyncClient:
         self,
         content: Union[Iterable[str], Iterable[Document]],
         *,
-        batch_size: int = ...,
-        prefetch: int = ...,
-        parameters: Optional[Mapping[str, Any]] = ...,
-        show_progress: bool = ...,
-        timeout: Union[float, NotGiven, None] = ...,
-        max_retries: Union[int, NotGiven] = ...,
-        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
-        on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
+        **options: Unpack[CallKeywords],
     ) -> Optional[DocumentList]: ...
 
     async def aindex(
@@ -667,7 +547,7 @@ class AsyncClient:
 
             docs = await client.aindex(["she smiled, with pain", "apple.png"])
         """
-        options = self._options(
+        options = self._calls.options(
             batch_size=batch_size,
             prefetch=prefetch,
             show_progress=show_progress,
@@ -678,13 +558,7 @@ class AsyncClient:
             on_error=on_error,
             on_always=on_always,
         )
-        return await self._documents_call(
-            _as_documents(content, strings_are_text=self._strings_are_text),
-            endpoint="/index",
-            parameters=_with_defaults(parameters),
-            options=options,
-            total=_length(content),
-        )
+        return await self._documents_from(content, "/index", with_defaults(parameters), options)
 
     @overload
     async def asearch(
@@ -692,16 +566,9 @@ class AsyncClient:
         content: Union[Iterable[str], Iterable[Document]],
         *,
         limit: int = ...,
-        batch_size: int = ...,
-        prefetch: int = ...,
-        parameters: Optional[Mapping[str, Any]] = ...,
-        show_progress: bool = ...,
-        timeout: Union[float, NotGiven, None] = ...,
-        max_retries: Union[int, NotGiven] = ...,
-        headers: Optional[Mapping[str, str]] = ...,
         on_done: None = ...,
-        on_error: Optional[Callback] = ...,
         on_always: None = ...,
+        **options: Unpack[CallKeywords],
     ) -> DocumentList: ...
 
     @overload
@@ -710,16 +577,9 @@ class AsyncClient:
         content: Union[Iterable[str], Iterable[Document]],
         *,
         limit: int = ...,
-        batch_size: int = ...,
-        prefetch: int = ...,
-        parameters: Optional[Mapping[str, Any]] = ...,
-        show_progress: bool = ...,
-        timeout: Union[float, NotGiven, None] = ...,
-        max_retries: Union[int, NotGiven] = ...,
-        headers: Optional[Mapping[str, str]] = ...,
         on_done: Optional[Callback] = ...,
-        on_error: Optional[Callback] = ...,
         on_always: Optional[Callback] = ...,
+        **options: Unpack[CallKeywords],
     ) -> Optional[DocumentList]: ...
 
     async def asearch(
@@ -750,8 +610,8 @@ class AsyncClient:
             [hit] = await client.asearch(["smile"], limit=2)
             [(m.text, m.scores["cosine"].value) for m in hit.matches]
         """
-        limit = _positive_int("limit", limit)
-        options = self._options(
+        limit = positive_int("limit", limit)
+        options = self._calls.options(
             batch_size=batch_size,
             prefetch=prefetch,
             show_progress=show_progress,
@@ -762,13 +622,18 @@ class AsyncClient:
             on_error=on_error,
             on_always=on_always,
         )
-        return await self._documents_call(
-            _as_documents(content, strings_are_text=self._strings_are_text),
-            endpoint="/search",
-            parameters={**_with_defaults(parameters), "limit": limit},
-            options=options,
-            total=_length(content),
-            with_matches=True,
+        sent = {**with_defaults(parameters), "limit": limit}
+        return await self._documents_from(content, "/search", sent, options, with_matches=True)
+
+    async def _documents_from(
+        self, content: Iterable[Any], endpoint: str, parameters: Dict[str, Any], options: CallOptions, **extra: Any
+    ) -> Optional[DocumentList]:
+        """index and search: strings become new Documents (classified once, as they are batched)."""
+        from ._engine.inputs import peek_mode
+
+        _, items = peek_mode(content)
+        return await self._calls.documents(
+            items, endpoint, parameters, options, total=input_length(content), from_strings=True, **extra
         )
 
     async def ais_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> bool:
@@ -796,7 +661,7 @@ class AsyncClient:
             for url, reason in zip(urls, await client.areadiness()):
                 print(url, reason or "ready")
         """
-        wait = _checked_timeout(timeout)
+        wait = checked_timeout(timeout)
         transports = self._pool.transports()
         reasons: List[Optional[str]] = [f"no answer within {wait:g} s"] * len(transports)
 
@@ -833,181 +698,18 @@ class AsyncClient:
         if not isinstance(content, str):
             raise InputTypeError(f"profile takes one str (a sentence or an image), not {type(content).__name__}")
         routes: List[Any] = []
-        document = Document() if content == "" else _string_document(content, self._strings_are_text)
         started = time.perf_counter()
-        await self._stream(
-            iter([document]),
+        await self._calls.run(
+            iter([content or Document()]),
             InputMode.DOCUMENTS,
-            lambda batch, response, docs: routes.extend(response.routes),
+            ForwardAnswers(lambda batch, message, docs: routes.extend(message.routes)),
             "/",
             {},
-            self._options(batch_size=1, prefetch=1),
+            self._calls.options(batch_size=1, prefetch=1),
             total=1,
+            from_strings=True,
         )
         times = breakdown(time.perf_counter() - started, routes)
         if show:
             render(times)
         return times
-
-    async def _documents_call(
-        self,
-        documents: Iterable[Any],
-        *,
-        endpoint: str,
-        parameters: Dict[str, Any],
-        options: _CallOptions,
-        total: Optional[int],
-        with_matches: bool = False,
-        classify: Optional[Callable[[Any, int], Any]] = None,
-    ) -> Optional[DocumentList]:
-        from ._engine.results import DocumentCollector
-
-        results = DocumentList()
-        collector = DocumentCollector(results, with_matches=with_matches)
-        keep = not options.callbacks.replace_results
-        await self._stream(
-            iter(documents),
-            InputMode.DOCUMENTS,
-            collector,
-            endpoint,
-            parameters,
-            options,
-            total=total,
-            collected=results if keep else None,
-            classify=classify,
-        )
-        return results if keep else None
-
-    async def _stream(
-        self,
-        items: Iterator[Any],
-        mode: InputMode,
-        handle: ResultHandler,
-        endpoint: str,
-        parameters: Dict[str, Any],
-        options: _CallOptions,
-        *,
-        total: Optional[int],
-        collected: Optional[List[Any]] = None,
-        classify: Optional[Callable[[Any, int], Any]] = None,
-    ) -> None:
-        """One call: batches of ``items`` to ``endpoint``, each answer to ``handle`` and the callbacks."""
-        from ._engine.batches import iter_batches
-        from ._engine.deadline import Deadline
-        from ._engine.progress import call_progress
-        from ._engine.stream import CallSettings, run_stream
-        from ._wire.protobuf import parameters_struct
-
-        connection = self._pool.options[0]  # the same for every server
-        settings = CallSettings(
-            endpoint=endpoint,
-            parameters=parameters_struct(parameters),
-            prefetch=options.prefetch,
-            fetch_remote=self._fetch_remote,
-            deadline=Deadline(options.timeout),
-            max_retries=options.max_retries,
-            headers=options.headers,
-            max_message_size=connection.max_message_size,
-            trust_env=connection.trust_env,
-            connect_timeout=connection.connect_timeout,
-        )
-        extra: Dict[str, Any] = {"classify": classify} if classify is not None else {}
-        batches = iter_batches(
-            items,
-            mode=mode,
-            batch_size=options.batch_size,
-            collected=collected,
-            strings_are_text=self._strings_are_text,
-            keep_ids=not rules_for(endpoint).own_ids,  # index stores the caller's ids; others send aclip's own
-            **extra,
-        )
-        first = next(batches, None)
-        if first is None:
-            return
-        callbacks = options.callbacks
-        if callbacks.on_done or callbacks.on_error or callbacks.on_always:
-            callbacks.collect = None if callbacks.replace_results else handle
-            handle = callbacks.done
-        on_failure = callbacks.failed if callbacks.handle_failures else None
-        with call_progress(options.show_progress, total=total, description=endpoint) as progress:
-            await run_stream(
-                self._pool.for_endpoint(endpoint),
-                itertools.chain([first], batches),
-                settings,
-                handle,
-                on_failure,
-                on_answered=progress.advance if progress is not None else None,
-                set_aside=self._pool.set_aside,
-            )
-
-
-@dataclass(frozen=True)
-class _CallOptions:
-    """A call's checked options: the batches and the window, the progress bar, the callbacks, the deadline,
-    the retries and the call's own headers (built by :meth:`AsyncClient._options`)."""
-
-    batch_size: int
-    prefetch: int
-    show_progress: bool
-    callbacks: Callbacks
-    timeout: Optional[float]
-    max_retries: int
-    headers: Dict[str, str]
-
-
-def _parse_servers(server: Union[str, Sequence[str]]) -> List[ServerAddress]:
-    if isinstance(server, str):
-        return [parse_server(server)]
-    if not isinstance(server, Sequence) or not server:
-        raise ValueError("server must be a URL such as 'grpc://127.0.0.1:51000', or a non-empty list of them")
-    return [parse_server(url) for url in server]
-
-
-def _checked_timeout(timeout: Optional[float]) -> Optional[float]:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
-    return float(timeout)
-
-
-def _checked_retries(max_retries: int) -> int:
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ValueError(f"max_retries must be an int >= 0, not {max_retries!r}")
-    return max_retries
-
-
-def _length(content: object) -> Optional[int]:
-    """The input's length when it has one (a list, a tuple), for the progress bar and the result array."""
-    try:
-        return len(content)  # type: ignore[arg-type]
-    except TypeError:
-        return None
-
-
-def _with_defaults(parameters: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    """A copy of the caller's parameters with ``drop_image_content`` defaulting to true."""
-    if parameters is not None and not isinstance(parameters, Mapping):
-        raise TypeError(f"parameters must be a dict, not {type(parameters).__name__}")
-    sent: Dict[str, Any] = dict(parameters or {})
-    sent.setdefault("drop_image_content", True)
-    return sent
-
-
-def _string_document(value: str, strings_are_text: bool) -> Document:
-    """The Document a string stands for: a sentence, or (unless ``strings_are_text``) an image by its ``uri``."""
-    from ._engine.inputs import Kind, classify_string
-
-    if strings_are_text or classify_string(value).kind is Kind.TEXT:
-        return Document(text=value)
-    return Document(uri=value)
-
-
-def _as_documents(content: Union[Iterable[str], Iterable[Document]], *, strings_are_text: bool) -> Iterator[Any]:
-    """Strings become Documents lazily; Documents (and anything else, for the checks) pass through."""
-    from ._engine.inputs import InputMode, peek_mode
-
-    mode, items = peek_mode(content)
-    if mode is InputMode.STRINGS:
-        return (_string_document(item, strings_are_text) if isinstance(item, str) else item for item in items)
-    return items

@@ -26,10 +26,11 @@ Example::
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -241,3 +242,57 @@ def checked_headers(headers: Optional[Mapping[str, str]]) -> Headers:
             raise ValueError(f"headers: the value of {name!r} contains a line break or NUL")
         checked[key] = value
     return checked
+
+
+def token_from(credential: Optional[Mapping[str, str]]) -> Optional[str]:
+    """The token of ``credential={"Authorization": token}``, else of the ``CLIP_AUTH_TOKEN`` variable, else None."""
+    if credential is None:
+        return os.environ.get(TOKEN_ENVIRONMENT_VARIABLE) or None
+    if not isinstance(credential, Mapping):
+        raise TypeError("credential must be a dict such as {'Authorization': '<token>'}")
+    for key, value in credential.items():
+        if isinstance(key, str) and key.lower() == "authorization":
+            if not isinstance(value, str):
+                raise TypeError("credential['Authorization'] must be a str token")
+            return value or None
+    raise ValueError(f"credential must have an 'Authorization' key, got keys {sorted(map(str, credential))}")
+
+
+def parse_servers(server: Union[str, Sequence[str]]) -> List[ServerAddress]:
+    """One server URL, or a non-empty list of them, parsed."""
+    if isinstance(server, str):
+        return [parse_server(server)]
+    if not isinstance(server, Sequence) or not server:
+        raise ValueError("server must be a URL such as 'grpc://127.0.0.1:51000', or a non-empty list of them")
+    return [parse_server(url) for url in server]
+
+
+def positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
+
+
+def positive_seconds(name: str, value: object, or_else: str = "") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds{or_else}, not {value!r}")
+    return float(value)
+
+
+def checked_timeout(timeout: Optional[float]) -> Optional[float]:
+    """None (no bound) or a positive number of seconds."""
+    return None if timeout is None else positive_seconds("timeout", timeout, " or None")
+
+
+def checked_retries(max_retries: int) -> int:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, not {max_retries!r}")
+    return max_retries
+
+
+def flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {value!r}")
+    return value

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, Tuple
 
 from .._exceptions import InputTypeError
+from .._models import Document, Kind
 from .inputs import (
     InputMode,
     Item,
@@ -78,6 +79,7 @@ def iter_batches(
     classify: Callable[[Any, int], Item] = classify_document,
     strings_are_text: bool = False,
     keep_ids: bool = False,
+    from_strings: bool = False,
 ) -> Iterator[Batch]:
     """Yield batches of ``batch_size`` classified items, reading ``items`` only as batches are needed.
 
@@ -87,8 +89,10 @@ def iter_batches(
     empty ids are fine: answers are matched by position). In Documents mode every
     Document is also appended to ``collected``, the call's result list, and turned into an item by
     ``classify`` (rank passes one that also takes the matches). With ``strings_are_text`` every string
-    is a sentence (:func:`~aclip._engine.inputs.text_item`), else it is auto-detected. Each batch's items are
-    checked as it is made, so a bad item raises before its batch (or, in the first batch, anything) is sent.
+    is a sentence (:func:`~aclip._engine.inputs.text_item`), else it is auto-detected. With ``from_strings``
+    (index, search) a string in Documents mode becomes a new Document (a sentence, or an image by its ``uri``),
+    classified once. Each batch's items are checked as it is made, so a bad item raises before its batch (or,
+    in the first batch, anything) is sent.
     """
     classify_str = text_item if strings_are_text else classify_string
     prefix = os.urandom(8).hex()
@@ -109,16 +113,27 @@ def iter_batches(
             batch_items = []
             ids = []
             for offset, doc in enumerate(chunk):
-                if not is_document_like(doc):
+                if from_strings and isinstance(doc, str):
+                    item = _string_item(doc, start + offset, classify_str)
+                    chunk[offset] = Document(text=doc) if item.kind is Kind.TEXT else Document(uri=doc)
+                elif not is_document_like(doc):
                     _mismatch(doc, start + offset, mode)
-                batch_items.append(classify(doc, start + offset))
-                ids.append(document_id(doc, start + offset))
+                else:
+                    item = classify(doc, start + offset)
+                batch_items.append(item)
+                ids.append(document_id(chunk[offset], start + offset))
             if collected is not None:
                 collected.extend(chunk)
             if not keep_ids:
                 batch_items, ids = _with_chosen_ids(batch_items, _chosen_ids(prefix, start, len(chunk)))
             yield Batch(seq=seq, start=start, items=batch_items, ids=ids, sources=chunk)
         start += len(chunk)
+
+
+def _string_item(value: str, position: int, classify: Callable[[str], Item]) -> Item:
+    if not value.isascii():
+        check_encodable(value, position)
+    return classify(value)
 
 
 def _chosen_ids(prefix: str, start: int, count: int) -> ChosenIds:

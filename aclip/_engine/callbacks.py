@@ -1,4 +1,7 @@
-"""on_done / on_error / on_always: called once per answered request while the call streams.
+"""Where a call's answers go: a :class:`ResultHandler`, and the callbacks (on_done / on_error / on_always).
+
+The engine hands each answered request, checked, to the call's one handler: a collector of
+:mod:`aclip._engine.results`, a :class:`ForwardAnswers` function, or :meth:`Callbacks.around` one of them.
 
 Each callback receives a :class:`Response`: the request's documents (converted when first read), its
 parameters, status and routes, and the input positions it covers. Plain functions and coroutine functions
@@ -18,9 +21,45 @@ from .._wire.status import ResponseStatus
 if TYPE_CHECKING:  # protobuf stays unimported until a call needs it
     from .._wire.protobuf import DataRequestProto, DocumentProto
     from .batches import Batch
-    from .stream import ResultHandler
 
-__all__ = ["Callback", "Callbacks", "Response", "ResponseStatus", "Route"]
+__all__ = ["Callback", "Callbacks", "ForwardAnswers", "Response", "ResponseStatus", "ResultHandler", "Route"]
+
+
+class ResultHandler:
+    """Where a call's answers go: the engine hands it each answered batch once, in arrival order.
+
+    :meth:`answered` may return an awaitable (a coroutine callback, a send into a bounded stream), which the
+    engine awaits before it frees the batch's window slot. A batch the server's executor failed on ends the
+    call with its ServerError, unless :attr:`takes_failures` (on_error or on_always given): then it goes to
+    :meth:`failed`, with the failure's status parsed once.
+    """
+
+    takes_failures = False
+
+    def answered(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Optional[Awaitable[None]]:
+        raise NotImplementedError
+
+    def failed(self, batch: Batch, message: DataRequestProto, status: ResponseStatus) -> Optional[Awaitable[None]]:
+        """Note that ``batch`` got no results; what else happens is the callbacks' to say."""
+        return None
+
+
+class ForwardAnswers(ResultHandler):
+    """Each answered batch to a function: ``aencode_iter``'s parts, ``profile``'s routes.
+
+    Example::
+
+        routes = []
+        handler = ForwardAnswers(lambda batch, message, docs: routes.extend(message.routes))
+    """
+
+    def __init__(
+        self, forward: Callable[[Batch, DataRequestProto, List[DocumentProto]], Optional[Awaitable[None]]]
+    ) -> None:
+        self._forward = forward
+
+    def answered(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Optional[Awaitable[None]]:
+        return self._forward(batch, message, docs)
 
 
 @dataclass(frozen=True)
@@ -113,53 +152,59 @@ async def _call(callback: Callback, response: Response) -> None:
 
 
 class Callbacks:
-    """The callbacks of one call, as the engine's result and failure handlers."""
+    """The checked callbacks of one call; :meth:`around` makes them the engine's result handler.
+
+    Example::
+
+        handler = Callbacks(on_done, None, None).around(ArrayCollector(total))
+    """
 
     def __init__(
-        self,
-        on_done: Optional[Callback],
-        on_error: Optional[Callback],
-        on_always: Optional[Callback],
-        *,
-        collect: Optional[ResultHandler] = None,
+        self, on_done: Optional[Callback], on_error: Optional[Callback], on_always: Optional[Callback]
     ) -> None:
-        #: The call's own result collector while results are kept; it also hears of failed batches.
         self.on_done = _checked("on_done", on_done)
         self.on_error = _checked("on_error", on_error)
         self.on_always = _checked("on_always", on_always)
-        self.collect = collect
 
     @property
     def replace_results(self) -> bool:
         """With on_done or on_always, the caller handles results: none are collected (as upstream)."""
         return self.on_done is not None or self.on_always is not None
 
-    @property
-    def handle_failures(self) -> bool:
-        return self.on_error is not None or self.on_always is not None
+    def around(self, results: ResultHandler) -> ResultHandler:
+        """The call's handler: ``results`` alone without callbacks, else the callbacks (after ``results``,
+        unless they replace them)."""
+        if self.on_done is None and self.on_error is None and self.on_always is None:
+            return results
+        return _WithCallbacks(self, None if self.replace_results else results)
 
-    async def done(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> None:
-        from .results import check_answer_ids
 
-        check_answer_ids(batch, docs)  # before any callback sees the answer, whether it reads .docs or not
-        if self.collect is not None:
-            outcome = self.collect(batch, message, docs)
+class _WithCallbacks(ResultHandler):
+    """A call's callbacks, run for each answered (or failed) request after its results were placed."""
+
+    def __init__(self, callbacks: Callbacks, results: Optional[ResultHandler]) -> None:
+        self._callbacks = callbacks
+        self._results = results  # the call's own collector while results are kept; it hears of failures too
+        self.takes_failures = callbacks.on_error is not None or callbacks.on_always is not None
+
+    async def answered(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> None:
+        if self._results is not None:
+            outcome = self._results.answered(batch, message, docs)
             if outcome is not None:
                 await outcome
-        if self.on_done is not None or self.on_always is not None:
-            await self._after(Response(batch, message, None), self.on_done)
+        if self._callbacks.replace_results:
+            await self._after(Response(batch, message, None), self._callbacks.on_done)
 
     def failed(self, batch: Batch, message: DataRequestProto, status: ResponseStatus) -> Awaitable[None]:
-        mark_failed = getattr(self.collect, "mark_failed", None)
-        if mark_failed is not None:
-            mark_failed(batch)  # an array result must not look complete without these rows
-        return self._after(Response(batch, message, status), self.on_error)
+        if self._results is not None:
+            self._results.failed(batch, message, status)  # an array result must not look complete without these
+        return self._after(Response(batch, message, status), self._callbacks.on_error)
 
     async def _after(self, response: Response, first: Optional[Callback]) -> None:
         if first is not None:
             await _call(first, response)
-        if self.on_always is not None:
-            await _call(self.on_always, response)
-        if response.status is not None and self.on_error is None:
+        if self._callbacks.on_always is not None:
+            await _call(self._callbacks.on_always, response)
+        if response.status is not None and self._callbacks.on_error is None:
             endpoint = response._message.header.exec_endpoint
             raise response.status.error(endpoint=endpoint, positions=response.positions)

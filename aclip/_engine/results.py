@@ -30,7 +30,9 @@ from .._wire.protobuf import (
     document_from_proto,
     foreign_document_from_proto,
 )
+from .._wire.status import ResponseStatus
 from .batches import Batch, ChosenIds
+from .callbacks import ResultHandler
 
 __all__ = [
     "ArrayCollector",
@@ -104,7 +106,6 @@ def _float32_rows(
 
 def embedding_rows(batch: Batch, docs: List[DocumentProto]) -> np.ndarray:
     """One answered batch's embeddings as a float32 array, or MissingEmbeddingError naming the gaps."""
-    check_answer_ids(batch, docs)
     vectors = [_embedding(doc, batch.start + offset) for offset, doc in enumerate(docs)]
     missing = [batch.start + offset for offset, vector in enumerate(vectors) if vector is None]
     if missing:
@@ -114,7 +115,7 @@ def embedding_rows(batch: Batch, docs: List[DocumentProto]) -> np.ndarray:
     return _float32_rows(cast(List[np.ndarray], vectors), batch.positions)
 
 
-class ArrayCollector:
+class ArrayCollector(ResultHandler):
     """Collects one embedding row per input into a float32 array, each row written at its final position.
 
     With a known input length the array is allocated once, at the first embedding. Otherwise rows go into
@@ -134,8 +135,7 @@ class ArrayCollector:
         self._count = 0
         self._missing: List[int] = []
 
-    def __call__(self, batch: Batch, response: DataRequestProto, docs: List[DocumentProto]) -> None:
-        check_answer_ids(batch, docs)
+    def answered(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> None:
         vectors = [_embedding(doc, batch.start + offset) for offset, doc in enumerate(docs)]
         missing = [batch.start + offset for offset, vector in enumerate(vectors) if vector is None]
         if not missing:
@@ -150,7 +150,7 @@ class ArrayCollector:
             self._missing.extend(missing)
         self._count += len(docs)
 
-    def mark_failed(self, batch: Batch) -> None:
+    def failed(self, batch: Batch, message: DataRequestProto, status: ResponseStatus) -> None:
         """A batch the server failed on (and on_error took): its positions have no embedding."""
         self._count += len(batch.ids)
         self._missing.extend(batch.positions)
@@ -256,7 +256,7 @@ def _matches_like(source: Any, matches: Sequence[DocumentProto], ids: Optional[L
     return [foreign_document_from_proto(type(source), match, doc_id=doc_id) for match, doc_id in zip(matches, wanted)]
 
 
-class DocumentCollector:
+class DocumentCollector(ResultHandler):
     """Sets ``.embedding`` on the caller's Documents, and ``mime_type`` where they have one and it is empty.
 
     Each embedding is a writable row of a new array of the batch's (after :func:`check_embeddings`). With
@@ -265,21 +265,16 @@ class DocumentCollector:
     caller's objects is touched, and an optional attribute a document-like object lacks is left out.
     """
 
-    def __init__(self, documents: DocumentList, *, with_matches: bool = False) -> None:
-        self._documents = documents
+    def __init__(self, *, with_matches: bool = False) -> None:
         self._with_matches = with_matches
 
-    def __call__(self, batch: Batch, response: DataRequestProto, docs: List[DocumentProto]) -> None:
+    def answered(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> None:
         place_on_documents(batch, docs, with_matches=self._with_matches)
-
-    def result(self) -> DocumentList:
-        return self._documents
 
 
 def place_on_documents(batch: Batch, docs: List[DocumentProto], *, with_matches: bool = False) -> None:
     """Set one answered batch's embeddings (and ``mime_type``, and with ``with_matches`` the matches) on
     the caller's Documents of that batch, as :class:`DocumentCollector` describes."""
-    check_answer_ids(batch, docs)
     sources: List[Any] = batch.sources or []
     vectors = [_embedding(doc, batch.start + offset) for offset, doc in enumerate(docs)]
     present = [offset for offset, vector in enumerate(vectors) if vector is not None]

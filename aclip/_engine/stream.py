@@ -47,27 +47,22 @@ from .._exceptions import (
 )
 from .._transports.base import DuplexStream, Received, Transport
 from .._wire.formats import WireFormat
-from .._wire.protobuf import DataRequestProto, DocumentProto, build_request, executor_failure
-from .._wire.status import ResponseStatus
+from .._wire.protobuf import DataRequestProto, build_request, executor_failure
 from .batches import Batch
+from .callbacks import ResultHandler
 from .deadline import Deadline, remaining
 from .fetch import ImageFetcher
 from .loading import LazyFetcher, load_batch_items
+from .results import check_answer_ids
 from .retry import backoff, is_idempotent, is_transient
 
-__all__ = ["BatchSource", "CallSettings", "FailureHandler", "ResultHandler", "run_stream"]
+__all__ = ["BatchSource", "CallSettings", "run_stream"]
 
 logger = logging.getLogger("aclip")
 
 
 #: Yields the batches of one call, in input order, with items classified but not yet loaded.
 BatchSource = Iterator[Batch]
-#: Called once per answered batch with the batch, the parsed answer and its documents; may return an
-#: awaitable (a coroutine callback, or a send into a bounded stream), which the deliverer awaits.
-ResultHandler = Callable[[Batch, DataRequestProto, List[DocumentProto]], Optional[Awaitable[None]]]
-#: Called instead of raising when the server reports an executor failure for a batch (on_error given), with
-#: the failure's status, parsed once.
-FailureHandler = Callable[[Batch, DataRequestProto, ResponseStatus], Optional[Awaitable[None]]]
 #: An answer on its way from a lane's receiver to the deliverer.
 _Answer = Tuple[Batch, DataRequestProto]
 
@@ -92,26 +87,23 @@ async def run_stream(
     transports: Sequence[Transport],
     batches: BatchSource,
     settings: CallSettings,
-    handle: ResultHandler,
-    on_failure: Optional[FailureHandler] = None,
+    handler: ResultHandler,
     *,
     on_answered: Optional[Callable[[int], None]] = None,
     set_aside: Optional[Callable[[Transport], None]] = None,
 ) -> None:
-    """Stream every batch to the servers and hand each answer to ``handle``; return when all are handled.
+    """Stream every batch to the servers and hand each answer to ``handler``; return when all are handled.
 
     Each transport (one per server) gets a lane: a stream whose sender takes the next batch whenever the
     call's window has room, so batches spread over the servers. A lane whose stream fails transiently
     hands its unanswered batches to the others (or to its own next stream) and waits a backoff before it
     tries its server again; the call fails when every lane has failed more than ``max_retries`` times in
-    a row. A batch the server's executor failed raises ServerError, unless ``on_failure`` takes it.
+    a row. An answer's documents are checked to be the batch's, in order, before the handler sees them.
     """
     prepared_in, prepared_out = anyio.create_memory_object_stream[Batch](1)
     # Every queued answer holds a window slot, so the queue never holds more than ``prefetch`` of them.
     answers_in, answers_out = anyio.create_memory_object_stream[_Answer](settings.prefetch)
-    call = _Call(
-        batches, settings, handle, on_failure, on_answered, answers_in, lanes=len(transports), set_aside=set_aside
-    )
+    call = _Call(batches, settings, handler, on_answered, answers_in, lanes=len(transports), set_aside=set_aside)
     try:
         with prepared_in, prepared_out, answers_in, answers_out:  # closed however the call ends
             async with anyio.create_task_group() as tasks:
@@ -160,8 +152,7 @@ class _Call:
         self,
         batches: BatchSource,
         settings: CallSettings,
-        handle: ResultHandler,
-        on_failure: Optional[FailureHandler],
+        handler: ResultHandler,
         on_answered: Optional[Callable[[int], None]],
         answers: MemoryObjectSendStream[_Answer],
         *,
@@ -170,11 +161,10 @@ class _Call:
     ) -> None:
         self._batches = batches
         self._on_answered = on_answered
-        self._on_failure = on_failure
         self._set_aside = set_aside
         self._settings = settings
         self._deadline = settings.deadline
-        self._handle = handle
+        self._handler = handler
         self._answers = answers
         self._window = anyio.Semaphore(settings.prefetch)
         self._resend: List[Batch] = []  # unanswered batches of failed streams, sent first by any lane
@@ -267,16 +257,17 @@ class _Call:
     def _outcome(self, batch: Batch, response: DataRequestProto) -> Optional[Awaitable[None]]:
         failure = executor_failure(response)
         if failure is not None:
-            if self._on_failure is None:
+            if not self._handler.takes_failures:
                 raise failure.error(endpoint=self._settings.endpoint, positions=batch.positions)
-            return self._on_failure(batch, response, failure)
+            return self._handler.failed(batch, response, failure)
         docs = list(response.data.docs.docs)
         if len(docs) != len(batch.ids):
             raise ProtocolError(
                 f"the server answered a batch of {len(batch.ids)} inputs (positions {batch.start}.."
                 f"{batch.positions[-1]}) with {len(docs)} documents"
             )
-        return self._handle(batch, response, docs)
+        check_answer_ids(batch, docs)
+        return self._handler.answered(batch, response, docs)
 
     # -- the lanes --------------------------------------------------------------------------------------
 
