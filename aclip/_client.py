@@ -654,8 +654,6 @@ class AsyncClient:
     async def areadiness(self, timeout: float = DEFAULT_READY_TIMEOUT) -> List[Optional[str]]:
         """For each server, in order: None when it is ready, else why not (one line, never raises).
 
-        ``readiness`` is the same coroutine under its former name.
-
         Example::
 
             for url, reason in zip(urls, await client.areadiness()):

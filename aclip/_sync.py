@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import inspect
 import logging
+import re
 import threading
 import weakref
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -74,18 +76,29 @@ if _register_at_exit is not None:
     _register_at_exit(_close_clients_at_exit)
 
 
-def _twin(function: F, method: Callable[..., Any], name: str) -> F:
-    """``function``, named ``Client.<name>`` and documented as ``method``; its signature shown as ``method``'s."""
+def _twin(function: F, method: Callable[..., Any], name: str, doc: Optional[str]) -> F:
+    """``function``, named ``Client.<name>`` and documented by ``doc``; its signature shown as ``method``'s."""
     function.__name__ = name
     function.__qualname__ = f"Client.{name}"
-    function.__doc__ = method.__doc__
+    function.__doc__ = doc
     function.__wrapped__ = method  # type: ignore[attr-defined]  # for inspect.signature() and help()
     return function
 
 
+def _blocking_doc(method: Callable[..., Any]) -> str:
+    """A blocking method's docstring, made from its coroutine's: the same text, the examples without
+    ``await`` (``await client.aencode(`` reads ``client.encode(``), and a line saying where it runs."""
+    doc = inspect.cleandoc(method.__doc__ or "")
+    doc = re.sub(r"await client\.a(\w+)\(", r"client.\1(", doc)
+    doc = re.sub(r":meth:`a(\w+)`", r":meth:`\1`", doc)
+    summary, _, rest = doc.partition("\n")
+    runs = f"Blocking: runs :meth:`AsyncClient.{method.__name__}` on the client's event-loop thread."
+    return f"{summary}\n\n{runs}\n{rest}"
+
+
 # Each forwarder below takes the AsyncClient method as its only argument: that is what lets a type checker
 # (mypy, pyright) carry every overload of the method over to the forwarder; with a second argument mypy keeps
-# only the first overload. So a blocking method's docstring is set on it after: ``encode.__doc__ = ...``.
+# only the first overload. So a blocking method's docstring is made from its coroutine's (_blocking_doc).
 
 
 def _blocking(
@@ -96,7 +109,7 @@ def _blocking(
     def call(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return self._run(functools.partial(method, self._async, *args, **kwargs))
 
-    return _twin(call, method, method.__name__[1:])
+    return _twin(call, method, method.__name__[1:], _blocking_doc(method))
 
 
 def _iterated(
@@ -119,7 +132,7 @@ def _iterated(
                     return
                 yield item
 
-    return _twin(call, method, method.__name__[1:])
+    return _twin(call, method, method.__name__[1:], None)  # its docstring is set in the class
 
 
 def _awaited(
@@ -131,7 +144,7 @@ def _awaited(
         self._check_open()
         return await method(self._async, *args, **kwargs)
 
-    return _twin(call, method, method.__name__)
+    return _twin(call, method, method.__name__, method.__doc__)
 
 
 def _entered(method: Callable[Concatenate[AsyncClient, P], T]) -> Callable[Concatenate[Client, P], T]:
@@ -141,7 +154,7 @@ def _entered(method: Callable[Concatenate[AsyncClient, P], T]) -> Callable[Conca
         self._check_open()
         return method(self._async, *args, **kwargs)
 
-    return _twin(call, method, method.__name__)
+    return _twin(call, method, method.__name__, method.__doc__)
 
 
 def _arguments_of(
@@ -163,8 +176,8 @@ class Client:
     passes its users' text on). Use it as a context manager, or call :meth:`close` when done.
 
     Each blocking method is built from the AsyncClient coroutine it names (``_blocking(AsyncClient.aencode)``),
-    whose parameters and overloads it takes, and has a docstring of its own. Each ``a*`` method is that
-    AsyncClient coroutine, awaited on the caller's own event loop.
+    whose parameters, overloads and docstring it takes (its examples without ``await``). Each ``a*`` method
+    is that AsyncClient coroutine, awaited on the caller's own event loop.
 
     Example::
 
@@ -274,25 +287,9 @@ class Client:
             await closer.aclose()
 
     encode = _blocking(AsyncClient.aencode)
-    encode.__doc__ = """Embed sentences and images; blocking. See :meth:`AsyncClient.aencode` for the details.
-
-        Example::
-
-            vectors = client.encode(["she smiled, with pain", "apple.png"])   # ndarray [2, 512]
-            docs = client.encode([Document(text="hi")])                     # docs[0].embedding
-        """
     aencode = _awaited(AsyncClient.aencode)
 
     encode_collect = _blocking(AsyncClient.aencode_collect)
-    encode_collect.__doc__ = """Encode, collecting failed inputs instead of raising; blocking.
-
-        See :meth:`AsyncClient.aencode_collect`.
-
-        Example::
-
-            outcome = client.encode_collect(["fine", "", "also fine"])
-            sorted(outcome.failed)   # [1]
-        """
     aencode_collect = _awaited(AsyncClient.aencode_collect)
 
     encode_iter = _iterated(AsyncClient.aencode_iter)
@@ -309,64 +306,19 @@ class Client:
     aencode_iter = _entered(AsyncClient.aencode_iter)
 
     rank = _blocking(AsyncClient.arank)
-    rank.__doc__ = """Rank each Document's matches against it; blocking. See :meth:`AsyncClient.arank`.
-
-        Example::
-
-            [r] = client.rank([Document(uri="rerank.png", matches=[Document(text="a cat"), Document(text="a dog")])])
-            r.matches[0].scores["clip_score"].value
-        """
     arank = _awaited(AsyncClient.arank)
 
     index = _blocking(AsyncClient.aindex)
-    index.__doc__ = """Embed and store sentences and images in the server's index; blocking.
-
-        See :meth:`AsyncClient.aindex`.
-
-        Example::
-
-            client.index(["she smiled, with pain", "apple.png"])
-        """
     aindex = _awaited(AsyncClient.aindex)
 
     search = _blocking(AsyncClient.asearch)
-    search.__doc__ = """Find the ``limit`` nearest indexed documents for each query; blocking.
-
-        See :meth:`AsyncClient.asearch`.
-
-        Example::
-
-            [hit] = client.search(["smile"], limit=2)
-            [(m.text, m.scores["cosine"].value) for m in hit.matches]
-        """
     asearch = _awaited(AsyncClient.asearch)
 
     is_ready = _blocking(AsyncClient.ais_ready)
-    is_ready.__doc__ = """Whether every server is ready; blocking. See :meth:`AsyncClient.ais_ready`.
-
-        Example::
-
-            client.is_ready(timeout=2)   # True, or False within about 2 s
-        """
     ais_ready = _awaited(AsyncClient.ais_ready)
 
     readiness = _blocking(AsyncClient.areadiness)
-    readiness.__doc__ = """For each server, None when it is ready, else why not; blocking.
-
-        See :meth:`AsyncClient.areadiness`.
-
-        Example::
-
-            client.readiness()   # [None] for one ready server
-        """
     areadiness = _awaited(AsyncClient.areadiness)
 
     profile = _blocking(AsyncClient.aprofile)
-    profile.__doc__ = """Time one request and print where the time went; blocking. See :meth:`AsyncClient.aprofile`.
-
-        Example::
-
-            client.profile()               # an empty Document
-            client.profile("apple.png")    # an image
-        """
     aprofile = _awaited(AsyncClient.aprofile)

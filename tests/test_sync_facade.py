@@ -65,6 +65,7 @@ def test_each_blocking_method_takes_the_parameters_of_its_coroutine(name: str) -
     assert inspect.iscoroutinefunction(getattr(Client, f"a{name}")) == inspect.iscoroutinefunction(coroutine)
     # Its own docstring, with an example a script can run as it is.
     assert blocking.__doc__ and "Example::" in blocking.__doc__ and "await" not in blocking.__doc__
+    assert f"client.{name}(" in blocking.__doc__ and f"client.a{name}(" not in blocking.__doc__
 
 
 def test_client_takes_the_arguments_of_async_client() -> None:
