@@ -34,10 +34,11 @@ from ._exceptions import (
 
 if _typing.TYPE_CHECKING:  # type checkers see the real names; at run time they load on first use (below)
     from ._client import AsyncClient
-    from ._engine.callbacks import Response, ResponseStatus, Route
+    from ._engine.callbacks import Response, Route
     from ._models import Collected, Document, DocumentList, NamedScore, Part
     from ._sync import Client
     from ._transports.memory import MemoryTransport
+    from ._wire.status import ResponseStatus
 
 #: Public names that live in modules importing numpy and anyio: loaded when first asked for, so that
 #: ``import aclip`` (a CLI's start, a web app's import) stays fast.
@@ -51,7 +52,7 @@ _LAZY = {
     "NamedScore": "._models",
     "Part": "._models",
     "Response": "._engine.callbacks",
-    "ResponseStatus": "._engine.callbacks",
+    "ResponseStatus": "._wire.status",
     "Route": "._engine.callbacks",
 }
 

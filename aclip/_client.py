@@ -69,7 +69,6 @@ if TYPE_CHECKING:
     from ._transports.base import Transport
     from ._wire.protobuf import DataRequestProto, DocumentProto
 
-__all__ = ["AsyncClient", "CallKeywords", "EncodeResult"]
 
 EncodeResult = Union[NDArray[np.float32], DocumentList]
 
@@ -153,7 +152,8 @@ class AsyncClient:
         strings_are_text: bool = False,
         transport: Optional[Transport] = None,
     ) -> None:
-        from ._transports import TransportOptions, ssl_context_for
+        from ._transports import ssl_context_for
+        from ._transports.base import TransportOptions
 
         addresses = parse_servers(server)
         if transport is not None and len(addresses) != 1:

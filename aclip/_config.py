@@ -33,17 +33,6 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
-__all__ = [
-    "Headers",
-    "PROTOCOL_BY_SCHEME",
-    "ServerAddress",
-    "TLSOptions",
-    "build_ssl_context",
-    "checked_headers",
-    "parse_server",
-]
-
-
 #: Documents per request. Small batches overlap sending with the server's work; large ones cut overhead.
 DEFAULT_BATCH_SIZE = 8
 

@@ -39,28 +39,6 @@ from __future__ import annotations
 import sys
 from typing import List, Sequence
 
-__all__ = [
-    "AclipError",
-    "AuthenticationError",
-    "BaseExceptionGroup",
-    "ClientClosedError",
-    "ConnectError",
-    "HTTPStatusError",
-    "InputError",
-    "InputTypeError",
-    "JsonError",
-    "MessageTooLargeError",
-    "MissingEmbeddingError",
-    "ProtocolError",
-    "RequestTimeoutError",
-    "ResponseError",
-    "ServerError",
-    "TLSError",
-    "TransportError",
-    "first_error",
-]
-
-
 _MAX_LISTED_POSITIONS = 20
 
 
@@ -215,9 +193,9 @@ class MissingEmbeddingError(ResponseError):
 
 
 if sys.version_info >= (3, 11):
-    from builtins import BaseExceptionGroup
+    from builtins import BaseExceptionGroup as BaseExceptionGroup
 else:  # pragma: no cover - exercised on older Pythons only
-    from exceptiongroup import BaseExceptionGroup
+    from exceptiongroup import BaseExceptionGroup as BaseExceptionGroup
 
 
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -37,18 +37,6 @@ from typing import (
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = [
-    "Collected",
-    "Document",
-    "DocumentList",
-    "Item",
-    "Kind",
-    "NamedScore",
-    "Part",
-    "print_summary",
-    "summary_rows",
-]
-
 
 def new_document_id() -> str:
     """A random 32-character hex id, the form Jina gateways use."""

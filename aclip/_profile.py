@@ -13,8 +13,6 @@ from typing import Dict, List, Sequence
 
 from ._pb.jina_pb2 import RouteProto
 
-__all__ = ["breakdown", "render", "tree_lines"]
-
 #: (key, label, parent key) of each line of the tree, in display order.
 _LINES = (
     ("roundtrip", "Roundtrip", None),

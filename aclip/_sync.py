@@ -45,8 +45,6 @@ from ._client import AsyncClient
 from ._engine.pool import abandon, forget_after_fork
 from ._exceptions import ClientClosedError
 
-__all__ = ["Client"]
-
 P = ParamSpec("P")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

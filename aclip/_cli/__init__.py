@@ -98,8 +98,6 @@ from typing import Callable, Optional, Sequence
 from .._exceptions import AclipError, InputError
 from ._parser import build_parser
 
-__all__ = ["main"]
-
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 

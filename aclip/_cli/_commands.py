@@ -16,13 +16,11 @@ import sys
 import time
 from typing import Any, ContextManager, Dict, List, Optional
 
-from .._engine.inputs import Kind, classify_string
-from .._models import Document
+from .._engine.inputs import classify_string
+from .._models import Document, Kind
 from .._sync import Client
 from ._files import UsageError, gather_inputs, one_input, output_format, write_embeddings
 from ._parser import DEFAULT_SERVER, SERVER_ENVIRONMENT_VARIABLE
-
-__all__ = ["encode", "index", "ping", "profile", "rank", "search"]
 
 
 def _client(options: argparse.Namespace, url: Optional[str] = None) -> Client:

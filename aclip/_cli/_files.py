@@ -19,9 +19,8 @@ from typing import Iterable, List, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .._engine.inputs import Kind, classify_string
-
-__all__ = ["UsageError", "gather_inputs", "one_input", "output_format", "write_embeddings"]
+from .._engine.inputs import classify_string
+from .._models import Kind
 
 _WILDCARDS = frozenset("*?[")
 _JSON_LINES_SUFFIXES = (".jsonl", ".ndjson", ".json")

@@ -17,8 +17,6 @@ from .._config import (
     TOKEN_ENVIRONMENT_VARIABLE,
 )
 
-__all__ = ["DEFAULT_SERVER", "SERVER_ENVIRONMENT_VARIABLE", "build_parser"]
-
 #: The environment variable ``--server`` defaults to, and the URL used when it is not set either.
 SERVER_ENVIRONMENT_VARIABLE = "ACLIP_SERVER"
 DEFAULT_SERVER = "grpc://127.0.0.1:51000"

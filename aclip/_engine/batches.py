@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional, Tuple
 
 from .._exceptions import InputTypeError
-from .._models import Document, Kind
+from .._models import Document, Item, Kind
 from .inputs import (
     InputMode,
-    Item,
     check_encodable,
     classify_document,
     classify_string,
@@ -21,8 +20,6 @@ from .inputs import (
     mode_of,
     text_item,
 )
-
-__all__ = ["Batch", "ChosenIds", "iter_batches", "match_wire_id"]
 
 
 @dataclass

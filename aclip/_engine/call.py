@@ -22,15 +22,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Union
 
 from .._config import NOT_GIVEN, NotGiven, checked_headers, checked_retries, checked_timeout, flag, positive_int
-from .._models import DocumentList
+from .._models import DocumentList, Item
 from .callbacks import Callback, Callbacks, ResultHandler
-from .inputs import InputMode, Item
+from .inputs import InputMode
 
 if TYPE_CHECKING:
     from .._transports.base import TransportOptions
     from .pool import TransportPool
-
-__all__ = ["CallOptions", "CallRunner", "endpoint_and_parameters", "input_length", "with_defaults"]
 
 
 @dataclass(frozen=True)

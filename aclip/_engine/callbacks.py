@@ -22,8 +22,6 @@ if TYPE_CHECKING:  # protobuf stays unimported until a call needs it
     from .._wire.protobuf import DataRequestProto, DocumentProto
     from .batches import Batch
 
-__all__ = ["Callback", "Callbacks", "ForwardAnswers", "Response", "ResponseStatus", "ResultHandler", "Route"]
-
 
 class ResultHandler:
     """Where a call's answers go: the engine hands it each answered batch once, in arrival order.

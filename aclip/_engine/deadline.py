@@ -27,8 +27,6 @@ import anyio
 
 from .._exceptions import AclipError, RequestTimeoutError
 
-__all__ = ["Deadline", "Wait", "bounded", "remaining"]
-
 
 class Deadline:
     """When the waits of one call must end.

@@ -29,8 +29,6 @@ from .._exceptions import InputError, RequestTimeoutError
 from .deadline import bounded
 from .inputs import _shown
 
-__all__ = ["DOWNLOAD_TIME_LIMIT", "MAX_REDIRECTS", "ImageFetcher", "is_image_content_type"]
-
 #: Seconds one image download may take, however far away the deadline of its request is: a host that
 #: trickles an image cannot hold a call without a timeout for ever.
 DOWNLOAD_TIME_LIMIT = 30.0

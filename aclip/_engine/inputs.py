@@ -59,18 +59,6 @@ import numpy as np
 from .._exceptions import InputError, InputTypeError
 from .._models import Document, Item, Kind
 
-__all__ = [
-    "InputMode",
-    "Item",
-    "Kind",
-    "check_encodable",
-    "classify_document",
-    "classify_string",
-    "document_id",
-    "peek_mode",
-    "text_item",
-]
-
 _IMAGE_MIME_BY_EXTENSION = {
     "png": "image/png",
     "jpg": "image/jpeg",

@@ -36,8 +36,6 @@ from .deadline import bounded
 from .fetch import ImageFetcher
 from .inputs import _shown
 
-__all__ = ["DOWNLOADS_AT_ONCE", "LazyFetcher", "load_batch", "load_batch_items", "needs_loading"]
-
 #: Remote images of one batch downloaded at the same time (the batches themselves load one at a time).
 DOWNLOADS_AT_ONCE = 4
 _CLOSE_LIMIT = 5.0  # seconds closing the fetcher's session may take

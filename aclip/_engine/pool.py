@@ -47,9 +47,7 @@ from .._wire.endpoints import rules_for
 
 if TYPE_CHECKING:
     from .._config import ServerAddress
-    from .._transports import Transport, TransportOptions
-
-__all__ = ["LoopTransports", "SET_ASIDE_SECONDS", "TransportPool", "abandon", "forget_after_fork"]
+    from .._transports.base import Transport, TransportOptions
 
 
 logger = logging.getLogger("aclip")

@@ -12,8 +12,6 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, TextIO
 
-__all__ = ["CallProgress", "call_progress", "drawing_on"]
-
 _lock = threading.Lock()
 _display: Any = None  # the shared rich.progress.Progress while any call shows progress
 _users = 0

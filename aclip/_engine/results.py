@@ -34,16 +34,6 @@ from .._wire.status import ResponseStatus
 from .batches import Batch, ChosenIds
 from .callbacks import ResultHandler
 
-__all__ = [
-    "ArrayCollector",
-    "DocumentCollector",
-    "answer_documents",
-    "check_answer_ids",
-    "embedding_rows",
-    "part_of",
-    "place_on_documents",
-]
-
 
 def check_answer_ids(batch: Batch, docs: Sequence[DocumentProto]) -> None:
     """ProtocolError unless the answer's documents carry the wire ids aclip chose, in the order sent.

@@ -19,8 +19,6 @@ from .._exceptions import (
     TransportError,
 )
 
-__all__ = ["backoff", "is_idempotent", "is_transient"]
-
 _RETRIED_HTTP_STATUSES = frozenset({502, 503, 504})
 
 

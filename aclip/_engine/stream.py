@@ -56,8 +56,6 @@ from .loading import LazyFetcher, load_batch_items
 from .results import check_answer_ids
 from .retry import backoff, is_idempotent, is_transient
 
-__all__ = ["BatchSource", "CallSettings", "run_stream"]
-
 logger = logging.getLogger("aclip")
 
 

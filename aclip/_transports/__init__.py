@@ -6,9 +6,7 @@ import ssl
 from typing import Optional
 
 from .._config import ServerAddress, TLSOptions, build_ssl_context
-from .base import DuplexStream, Received, Transport, TransportOptions
-
-__all__ = ["DuplexStream", "Received", "Transport", "TransportOptions", "create_transport", "ssl_context_for"]
+from .base import Transport, TransportOptions
 
 
 def ssl_context_for(address: ServerAddress, tls: TLSOptions) -> Optional[ssl.SSLContext]:

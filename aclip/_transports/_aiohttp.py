@@ -15,8 +15,6 @@ from ._closing import refuse_if_closed
 from ._redirects import redirect_refusing_trace
 from .base import Transport, TransportOptions
 
-__all__ = ["AiohttpTransport", "hide_request_headers", "new_session", "translate_error"]
-
 
 def new_session(options: TransportOptions, address: ServerAddress) -> aiohttp.ClientSession:
     """A session for one event loop. The engine bounds requests in flight, so the connector does not.

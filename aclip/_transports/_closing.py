@@ -26,8 +26,6 @@ from .._config import ServerAddress
 from .._exceptions import ClientClosedError
 from .base import Transport
 
-__all__ = ["client_closed", "refuse_if_closed", "reported_as_closed"]
-
 
 def client_closed(address: ServerAddress) -> ClientClosedError:
     """The error of a call to ``address`` that the client's close() or aclose() ended, or came too late."""

@@ -32,8 +32,6 @@ from .._config import ServerAddress
 from .._exceptions import ProtocolError
 from .base import too_large_answer
 
-__all__ = ["read_message"]
-
 #: The gRPC length prefix: the compressed flag (one byte) and the message length (big-endian uint32).
 _PREFIX = struct.Struct(">BI")
 _COMPRESSED = 1

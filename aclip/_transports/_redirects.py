@@ -28,8 +28,6 @@ from yarl import URL
 from .._config import ServerAddress
 from .._exceptions import HTTPStatusError
 
-__all__ = ["is_redirect", "redirect_refusing_trace", "redirect_target", "refused_redirect"]
-
 #: How much of a Location is shown (a hostile server may send a very long one).
 _SHOWN = 300
 

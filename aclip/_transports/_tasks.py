@@ -21,8 +21,6 @@ from anyio.abc import TaskGroup
 
 from .._exceptions import BaseExceptionGroup, first_error
 
-__all__ = ["duplex_in_tasks"]
-
 
 class _Closable(Protocol):
     def close(self) -> None: ...

@@ -18,16 +18,6 @@ from .._config import DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE, ServerAddress
 from .._exceptions import MessageTooLargeError
 from .._wire.formats import PROTOBUF, WireFormat
 
-__all__ = [
-    "DuplexStream",
-    "Received",
-    "StreamDeadline",
-    "Transport",
-    "TransportOptions",
-    "no_deadline",
-    "too_large_answer",
-]
-
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class TransportOptions:

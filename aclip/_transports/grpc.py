@@ -36,8 +36,6 @@ from ._closing import refuse_if_closed, reported_as_closed
 from ._grpc_framing import read_message
 from .base import DuplexStream, Received, StreamDeadline, Transport, TransportOptions, no_deadline
 
-__all__ = ["GrpcTransport"]
-
 logger = logging.getLogger("aclip")
 
 #: Seconds a stream waits for the server's trailers once the server has nothing more to say (every answer

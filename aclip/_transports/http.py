@@ -36,8 +36,6 @@ from ._redirects import is_redirect, refused_redirect
 from ._tasks import duplex_in_tasks
 from .base import DuplexStream, Received, StreamDeadline, no_deadline, too_large_answer
 
-__all__ = ["ACCEPTED_ENCODINGS", "HttpTransport", "answer_error", "read_body", "read_error_body", "status_error"]
-
 _JSON = "application/json"
 #: The Content-Encodings aclip can inflate within a bound (zlib's ``max_length``); aiohttp would also ask
 #: for br and zstd when their libraries are installed.
@@ -157,7 +155,8 @@ _Outcome = Union[Received, AclipError, _End]
 
 
 def _detail(body: bytes) -> Any:
-    from .._wire.json import JsonError, loads
+    from .._exceptions import JsonError
+    from .._wire.json import loads
 
     try:
         parsed = loads(body)
@@ -263,8 +262,9 @@ class HttpTransport(AiohttpTransport):
 
     async def check_ready(self) -> Optional[str]:
         """``GET /dry_run``: the status as JSON."""
+        from .._exceptions import JsonError
         from .._wire.health import reason_from_json
-        from .._wire.json import JsonError, loads
+        from .._wire.json import loads
 
         url = self._base_url + "/dry_run"
         with reported_as_closed(self, self._address):

@@ -31,8 +31,6 @@ from .._wire.protobuf import DataRequestProto, parse_response
 from ._tasks import duplex_in_tasks
 from .base import DuplexStream, Received, StreamDeadline, Transport, no_deadline
 
-__all__ = ["Handler", "MemoryTransport"]
-
 #: Answers one request: a DataRequest in, a DataRequest out (its ``header.request_id`` is set for it).
 Handler = Callable[[DataRequestProto], Awaitable[DataRequestProto]]
 _Outcome = Union[bytes, AclipError]

@@ -32,8 +32,6 @@ from ._closing import refuse_if_closed, reported_as_closed
 from .base import DuplexStream, Received, StreamDeadline, no_deadline, too_large_answer
 from .http import status_error
 
-__all__ = ["WebSocketTransport"]
-
 #: The frame that tells a Jina gateway no more requests follow.
 END_OF_REQUESTS = b"\x00"
 #: How long closing may wait for the server's close frame (bounded further by the stream's deadline).

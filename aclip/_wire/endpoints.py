@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EndpointRules", "rules_for"]
-
 
 @dataclass(frozen=True)
 class EndpointRules:

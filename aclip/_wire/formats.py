@@ -12,8 +12,6 @@ from typing import Callable
 
 from .protobuf import DataRequestProto, parse_response
 
-__all__ = ["JSON", "PROTOBUF", "WireFormat"]
-
 
 @dataclass(frozen=True)
 class WireFormat:

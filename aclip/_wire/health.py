@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["reason_from_json", "reason_from_proto"]
-
 _SUCCESS = (None, 0, "SUCCESS")
 
 

@@ -30,16 +30,6 @@ from .._pb.docarray_pb2 import DocumentProto, NamedScoreProto, NdArrayProto
 from .._pb.jina_pb2 import DataRequestProto, RouteProto, StatusProto
 from .protobuf import decode_ndarray, encode_ndarray
 
-__all__ = [
-    "JsonError",
-    "dumps",
-    "loads",
-    "request_from_json",
-    "request_to_json",
-    "response_from_json",
-    "response_to_json",
-]
-
 _DOCUMENT_KEYS = (
     "id",
     "parent_id",

@@ -19,27 +19,11 @@ from grpclib.encoding.base import CodecBase
 
 from .._exceptions import InputError, ProtocolError
 from .._models import Document, Item, Kind, NamedScore
-from .._pb.docarray_pb2 import DocumentProto, NdArrayProto
-from .._pb.jina_pb2 import DataRequestProto, StatusProto
+from .._pb.docarray_pb2 import DocumentProto as DocumentProto  # re-exported: the codec's message types
+from .._pb.docarray_pb2 import NdArrayProto
+from .._pb.jina_pb2 import DataRequestProto as DataRequestProto
+from .._pb.jina_pb2 import StatusProto
 from .status import ResponseStatus
-
-__all__ = [
-    "DataRequestProto",
-    "DocumentProto",
-    "JINA_CALL",
-    "JINA_DRY_RUN",
-    "RawBytesCodec",
-    "build_request",
-    "check_embeddings",
-    "decode_ndarray",
-    "document_from_proto",
-    "encode_ndarray",
-    "executor_failure",
-    "foreign_document_from_proto",
-    "parameters_struct",
-    "parse_response",
-]
-
 
 _NUMERIC_KINDS = frozenset("biuf")
 

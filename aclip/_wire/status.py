@@ -12,8 +12,6 @@ from typing import Sequence
 
 from .._exceptions import ServerError
 
-__all__ = ["ResponseStatus"]
-
 
 @dataclass(frozen=True)
 class ResponseStatus:

@@ -41,8 +41,9 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from multidict import CIMultiDict
 
+from aclip._exceptions import JsonError
 from aclip._pb import jina_pb2
-from aclip._wire.json import JsonError, dumps, loads, request_from_json, response_to_json
+from aclip._wire.json import dumps, loads, request_from_json, response_to_json
 from aclip.testing._dry_run import dry_run_status
 from aclip.testing._executor import ReferenceExecutor
 from aclip.testing._sequencer import DEFAULT_HOLD, ResponseSequencer
