@@ -691,7 +691,7 @@ class AsyncClient:
             times = await client.aprofile("hello, world")
             times["server"] <= times["roundtrip"]   # True
         """
-        from ._profile import breakdown, render
+        from ._display import breakdown, render
 
         if not isinstance(content, str):
             raise InputTypeError(f"profile takes one str (a sentence or an image), not {type(content).__name__}")

@@ -1,12 +1,13 @@
-"""The values a caller holds: aclip's light Document and DocumentList, Part and Collected, Item and Kind.
+"""The values a caller holds: aclip's light Document and DocumentList, Part and Collected; and Item and Kind.
 
 No docarray: a :class:`Document` is a plain dataclass with the fields a CLIP server reads and writes, and a
-:class:`DocumentList` the list-like container Documents come back in (with :meth:`DocumentList.summary`).
-A :class:`Part` is the results of one answered request (``encode_iter``); :class:`Collected` is what
-``encode_collect`` returns. An :class:`Item` of a :class:`Kind` is what one input becomes before the
-codec encodes it: the classifier (:mod:`aclip._engine.inputs`) makes items, the loader turns files and
-URLs into bytes, and the codec (:mod:`aclip._wire.protobuf`) encodes them; all three import these types
-from here, so no import runs back up.
+:class:`DocumentList` the list-like container Documents come back in (its :meth:`DocumentList.summary` is
+drawn by :mod:`aclip._display`). A :class:`Part` is the results of one answered request (``encode_iter``);
+:class:`Collected` is what ``encode_collect`` returns. An :class:`Item` of a :class:`Kind` is what one input
+becomes before the codec encodes it: the classifier (:mod:`aclip._engine.inputs`) makes items, the loader
+(:mod:`aclip._engine.loading`) turns files and URLs into bytes, and the codec (:mod:`aclip._wire.protobuf`)
+encodes them; all three import these types from here, so no import runs back up, and a client is made
+without loading protobuf.
 
 Example::
 
@@ -17,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import enum
-import importlib.util
 import os
 from dataclasses import dataclass, field
 from typing import (
@@ -27,7 +27,6 @@ from typing import (
     Mapping,
     NamedTuple,
     Optional,
-    Sequence,
     SupportsIndex,
     Tuple,
     Union,
@@ -170,69 +169,13 @@ class DocumentList(List[Document]):
 
             client.encode([Document(text="hi"), Document(uri="apple.png")]).summary()
         """
+        from ._display import print_summary
+
         print_summary(self)
 
 
 def _shorten(value: str, limit: int = 48) -> str:
     return value if len(value) <= limit else value[: limit - 3] + "..."
-
-
-_FIELDS = ("id", "text", "uri", "blob", "tensor", "mime_type", "embedding", "matches", "scores", "tags")
-
-
-def _is_set(value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, np.ndarray):
-        return True
-    try:
-        return len(value) > 0
-    except TypeError:
-        return True
-
-
-def summary_rows(docs: Sequence[Any]) -> List[Tuple[str, str]]:
-    """(label, value) rows: the length, the embeddings' shape, and how many Documents set each field.
-
-    Example::
-
-        summary_rows(DocumentList([Document(text="a")]))[0]   # ('Length', '1')
-    """
-    rows = [("Length", str(len(docs)))]
-    embeddings = [getattr(doc, "embedding", None) for doc in docs]
-    present = [np.asarray(vector) for vector in embeddings if vector is not None]
-    if not present:
-        rows.append(("Embeddings", "none"))
-    else:
-        shapes = sorted({vector.shape for vector in present})
-        dtypes = sorted({str(vector.dtype) for vector in present})
-        shape = " or ".join(str(list(s)) for s in shapes)
-        rows.append(("Embeddings", f"{len(present)} of {len(docs)}, shape {shape}, {'/'.join(dtypes)}"))
-    for name in _FIELDS:
-        count = sum(1 for doc in docs if _is_set(getattr(doc, name, None)))
-        if count:
-            rows.append((f"  {name}", f"set on {count}"))
-    return rows
-
-
-def print_summary(docs: Sequence[Any]) -> None:
-    """Print the summary table, with rich when it is installed."""
-    rows = summary_rows(docs)
-    if importlib.util.find_spec("rich") is None:
-        width = max(len(label) for label, _ in rows)
-        print("Documents summary")
-        for label, value in rows:
-            print(f"  {label.ljust(width)}  {value}")
-        return
-    from rich import print as rich_print
-    from rich.table import Table
-
-    table = Table(title="Documents summary", show_header=False)
-    table.add_column("what")
-    table.add_column("value")
-    for label, value in rows:
-        table.add_row(label, value)
-    rich_print(table)
 
 
 class Kind(enum.IntEnum):

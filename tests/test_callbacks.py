@@ -8,8 +8,7 @@ from typing import Any, List
 import numpy as np
 import pytest
 
-from aclip import AsyncClient, Document, MissingEmbeddingError, Response, ServerError
-from aclip._engine import progress as _progress
+from aclip import AsyncClient, Document, MissingEmbeddingError, Response, ServerError, _display
 from aclip.testing import ReferenceServer
 from tests.conftest import Endpoint
 from tests.helpers import expected_text
@@ -94,7 +93,7 @@ async def test_two_concurrent_calls_each_have_their_own_bar(
     from rich.console import Console
 
     output = io.StringIO()
-    monkeypatch.setattr(_progress, "console", Console(file=output, width=120, force_terminal=False))
+    monkeypatch.setattr(_display, "console", Console(file=output, width=120, force_terminal=False))
     async with AsyncClient(server.url("grpc")) as client:
         import anyio
 

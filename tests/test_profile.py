@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from aclip import _profile
+from aclip import _display
 from aclip._pb.jina_pb2 import RouteProto
 
 
@@ -19,7 +19,7 @@ def route(name: str, start_ns: int, end_ns: int) -> RouteProto:
 
 def test_breakdown_from_route_timestamps() -> None:
     routes = [route("gateway", 1_000_000_000, 1_004_000_000), route("clip_t", 1_000_500_000, 1_003_500_000)]
-    times = _profile.breakdown(0.016, routes)
+    times = _display.breakdown(0.016, routes)
     assert times == pytest.approx(
         {
             "roundtrip": 16.0,
@@ -33,10 +33,10 @@ def test_breakdown_from_route_timestamps() -> None:
 
 def test_breakdown_never_goes_negative() -> None:
     skewed = [route("gateway", 0, 50_000_000), route("clip_t", 0, 80_000_000)]  # claims more than the round trip
-    times = _profile.breakdown(0.010, skewed)
+    times = _display.breakdown(0.010, skewed)
     assert all(value >= 0 for value in times.values())
     assert times["server"] == times["roundtrip"] == pytest.approx(10.0)
-    assert _profile.breakdown(0.002, [])["client_server_network"] == pytest.approx(2.0)  # no routes: all network
+    assert _display.breakdown(0.002, [])["client_server_network"] == pytest.approx(2.0)  # no routes: all network
 
 
 def test_plain_text_tree_without_rich(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -44,7 +44,7 @@ def test_plain_text_tree_without_rich(monkeypatch: pytest.MonkeyPatch, capsys: p
              "clip_model": 4.0}  # fmt: skip
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "rich" else real_find_spec(name))
-    _profile.render(times)
+    _display.render(times)
     assert capsys.readouterr().out.splitlines() == [
         "Roundtrip  16ms  100%",
         "├── Client-server network  12ms  75%",

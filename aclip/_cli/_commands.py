@@ -37,7 +37,7 @@ def _progress(options: argparse.Namespace) -> ContextManager[None]:
         return contextlib.nullcontext()
     if importlib.util.find_spec("rich") is None:
         raise UsageError("--progress draws with rich, which is not installed: pip install 'aclip[rich]'")
-    from .._engine.progress import drawing_on
+    from .._display import drawing_on
 
     return drawing_on(sys.stderr)
 

@@ -134,11 +134,11 @@ class CallRunner:
         from_strings: bool = False,
     ) -> None:
         """One call: batches of ``items`` to ``endpoint``, each answer to ``handler`` and the callbacks."""
+        from .._display import call_progress
         from .._wire.endpoints import rules_for
         from .._wire.protobuf import parameters_struct
         from .batches import iter_batches
         from .deadline import Deadline
-        from .progress import call_progress
         from .stream import CallSettings, run_stream
 
         connection: TransportOptions = self.pool.options[0]  # the same for every server
