@@ -26,7 +26,6 @@ from typing import (
     Optional,
     Sequence,
     Type,
-    TypedDict,
     Union,
     overload,
 )
@@ -55,7 +54,7 @@ from ._config import (
     positive_seconds,
     token_from,
 )
-from ._engine.call import CallOptions, CallRunner, endpoint_and_parameters, input_length, with_defaults
+from ._engine.call import CallKeywords, CallRunner, endpoint_and_parameters, input_length, with_defaults
 from ._engine.callbacks import Callback, ForwardAnswers, Response
 from ._engine.inputs import InputMode
 from ._engine.pool import TransportPool
@@ -71,19 +70,6 @@ if TYPE_CHECKING:
 
 
 EncodeResult = Union[NDArray[np.float32], DocumentList]
-
-
-class CallKeywords(TypedDict, total=False):
-    """The keywords every operation takes besides its callbacks, for the overloads' signatures (see aencode)."""
-
-    batch_size: int
-    prefetch: int
-    parameters: Optional[Mapping[str, Any]]
-    show_progress: bool
-    timeout: Union[float, NotGiven, None]
-    max_retries: Union[int, NotGiven]
-    headers: Optional[Mapping[str, str]]
-    on_error: Optional[Callback]
 
 
 class AsyncClient:
@@ -287,7 +273,6 @@ class AsyncClient:
             vectors = await client.aencode(["she smiled, with pain", "apple.png"])
             vectors.shape   # (2, 512)
         """
-        from ._engine.inputs import peek_mode
         from ._engine.results import ArrayCollector
 
         options = self._calls.options(
@@ -301,15 +286,10 @@ class AsyncClient:
             on_error=on_error,
             on_always=on_always,
         )
-        endpoint, sent = endpoint_and_parameters("/encode", parameters)
-        total = input_length(content)
-        mode, items = peek_mode(content)
-        if mode is InputMode.DOCUMENTS or (mode is None and isinstance(content, DocumentList)):
-            return await self._calls.documents(items, endpoint, sent, options, total=total)
-        collector = ArrayCollector(total)
-        if mode is not None:
-            await self._calls.run(items, mode, collector, endpoint, sent, options, total=total)
-        return None if options.callbacks.replace_results else collector.result()
+        outcome = await self._calls.encode(content, *endpoint_and_parameters("/encode", parameters), options)
+        if not isinstance(outcome, ArrayCollector):
+            return outcome
+        return None if options.callbacks.replace_results else outcome.result()
 
     async def aencode_collect(
         self,
@@ -335,7 +315,6 @@ class AsyncClient:
             outcome = await client.aencode_collect(["fine", "", "also fine"])
             outcome.failed   # {1: MissingEmbeddingError(...)}
         """
-        from ._engine.inputs import peek_mode
         from ._engine.results import ArrayCollector
         from ._exceptions import MissingEmbeddingError
 
@@ -356,22 +335,16 @@ class AsyncClient:
             headers=headers,
             on_error=record,
         )
-        total = input_length(content)
-        mode, items = peek_mode(content)
-        if mode is InputMode.DOCUMENTS:
-            documents = await self._calls.documents(items, endpoint, sent, options, total=total)
-            assert documents is not None
-            for position, doc in enumerate(documents):
-                if position not in failed and getattr(doc, "embedding", None) is None:
-                    failed[position] = MissingEmbeddingError([position], total=len(documents))
-            return Collected(documents, dict(sorted(failed.items())))
-        collector = ArrayCollector(total)
-        if mode is not None:
-            await self._calls.run(items, mode, collector, endpoint, sent, options, total=total)
-        array, missing = collector.partial()
+        outcome = await self._calls.encode(content, endpoint, sent, options)
+        assert outcome is not None  # no callback replaces the results here
+        if isinstance(outcome, ArrayCollector):
+            array, missing = outcome.partial()
+            results: EncodeResult = array
+        else:
+            results, missing = outcome, [at for at, doc in enumerate(outcome) if doc.embedding is None]
         for position in missing:
-            failed.setdefault(position, MissingEmbeddingError([position], total=len(array)))
-        return Collected(array, dict(sorted(failed.items())))
+            failed.setdefault(position, MissingEmbeddingError([position], total=len(results)))
+        return Collected(results, dict(sorted(failed.items())))
 
     @asynccontextmanager
     async def aencode_iter(
@@ -558,7 +531,7 @@ class AsyncClient:
             on_error=on_error,
             on_always=on_always,
         )
-        return await self._documents_from(content, "/index", with_defaults(parameters), options)
+        return await self._calls.documents_from_strings(content, "/index", with_defaults(parameters), options)
 
     @overload
     async def asearch(
@@ -623,18 +596,7 @@ class AsyncClient:
             on_always=on_always,
         )
         sent = {**with_defaults(parameters), "limit": limit}
-        return await self._documents_from(content, "/search", sent, options, with_matches=True)
-
-    async def _documents_from(
-        self, content: Iterable[Any], endpoint: str, parameters: Dict[str, Any], options: CallOptions, **extra: Any
-    ) -> Optional[DocumentList]:
-        """index and search: strings become new Documents (classified once, as they are batched)."""
-        from ._engine.inputs import peek_mode
-
-        _, items = peek_mode(content)
-        return await self._calls.documents(
-            items, endpoint, parameters, options, total=input_length(content), from_strings=True, **extra
-        )
+        return await self._calls.documents_from_strings(content, "/search", sent, options, with_matches=True)
 
     async def ais_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> bool:
         """Whether every server is ready to serve calls, asked of its gateway's readiness probe (dry run).

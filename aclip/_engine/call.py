@@ -17,9 +17,10 @@ Example (what ``aencode`` does for strings)::
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, TypedDict, Union
 
 from .._config import NOT_GIVEN, NotGiven, checked_headers, checked_retries, checked_timeout, flag, positive_int
 from .._models import DocumentList, Item
@@ -28,7 +29,22 @@ from .inputs import InputMode
 
 if TYPE_CHECKING:
     from .._transports.base import TransportOptions
+    from .fetch import ImageFetcher
     from .pool import TransportPool
+    from .results import ArrayCollector
+
+
+class CallKeywords(TypedDict, total=False):
+    """The keywords every operation takes besides its callbacks, for the overloads' signatures (see aencode)."""
+
+    batch_size: int
+    prefetch: int
+    parameters: Optional[Mapping[str, Any]]
+    show_progress: bool
+    timeout: Union[float, NotGiven, None]
+    max_retries: Union[int, NotGiven]
+    headers: Optional[Mapping[str, str]]
+    on_error: Optional[Callback]
 
 
 @dataclass(frozen=True)
@@ -61,7 +77,18 @@ class CallRunner:
         self.strings_are_text = strings_are_text
         self._timeout = timeout
         self._max_retries = max_retries
-        self._fetch_remote = fetch_remote
+        connection: TransportOptions = pool.options[0]  # the same for every server
+        self._max_message_size = connection.max_message_size
+        self._images: Optional[Callable[[], ImageFetcher]] = None
+        if fetch_remote:
+            from .fetch import ImageFetcher  # aiohttp loads with the first client that downloads images
+
+            self._images = functools.partial(
+                ImageFetcher,
+                max_bytes=connection.max_message_size,
+                trust_env=connection.trust_env,
+                connect_timeout=connection.connect_timeout,
+            )
 
     def options(
         self,
@@ -85,6 +112,34 @@ class CallRunner:
             timeout=self._timeout if isinstance(timeout, NotGiven) else checked_timeout(timeout),
             max_retries=self._max_retries if isinstance(max_retries, NotGiven) else checked_retries(max_retries),
             headers=checked_headers(headers),
+        )
+
+    async def encode(
+        self, content: Iterable[Any], endpoint: str, sent: Dict[str, Any], options: CallOptions
+    ) -> Union[ArrayCollector, DocumentList, None]:
+        """The call of aencode and aencode_collect: the Documents (None when callbacks take them), or for
+        strings the collector of the rows, for the caller to take whole or in part."""
+        from .inputs import peek_mode
+        from .results import ArrayCollector
+
+        total = input_length(content)
+        mode, items = peek_mode(content)
+        if mode is InputMode.DOCUMENTS or (mode is None and isinstance(content, DocumentList)):
+            return await self.documents(items, endpoint, sent, options, total=total)
+        collector = ArrayCollector(total)
+        if mode is not None:
+            await self.run(items, mode, collector, endpoint, sent, options, total=total)
+        return collector
+
+    async def documents_from_strings(
+        self, content: Iterable[Any], endpoint: str, parameters: Dict[str, Any], options: CallOptions, **extra: Any
+    ) -> Optional[DocumentList]:
+        """index and search: strings become new Documents (classified once, as they are batched)."""
+        from .inputs import peek_mode
+
+        _, items = peek_mode(content)
+        return await self.documents(
+            items, endpoint, parameters, options, total=input_length(content), from_strings=True, **extra
         )
 
     async def documents(
@@ -141,18 +196,15 @@ class CallRunner:
         from .deadline import Deadline
         from .stream import CallSettings, run_stream
 
-        connection: TransportOptions = self.pool.options[0]  # the same for every server
         settings = CallSettings(
             endpoint=endpoint,
             parameters=parameters_struct(parameters),
             prefetch=options.prefetch,
-            fetch_remote=self._fetch_remote,
+            images=self._images,
             deadline=Deadline(options.timeout),
             max_retries=options.max_retries,
             headers=options.headers,
-            max_message_size=connection.max_message_size,
-            trust_env=connection.trust_env,
-            connect_timeout=connection.connect_timeout,
+            max_message_size=self._max_message_size,
         )
         batches = iter_batches(
             items,

@@ -25,17 +25,17 @@ cancels the others and is raised to the caller as it is (not as an exception gro
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._config import DEFAULT_CONNECT_TIMEOUT, MAX_MESSAGE_SIZE
+from .._config import MAX_MESSAGE_SIZE
 from .._exceptions import (
     BaseExceptionGroup,
     MessageTooLargeError,
@@ -51,10 +51,12 @@ from .._wire.protobuf import DataRequestProto, build_request, executor_failure
 from .batches import Batch
 from .callbacks import ResultHandler
 from .deadline import Deadline, remaining
-from .fetch import ImageFetcher
 from .loading import LazyFetcher, load_batch_items
 from .results import check_answer_ids
 from .retry import backoff, is_idempotent, is_transient
+
+if TYPE_CHECKING:
+    from .fetch import ImageFetcher
 
 logger = logging.getLogger("aclip")
 
@@ -72,13 +74,12 @@ class CallSettings:
     endpoint: str
     parameters: Any  # Optional[Struct]
     prefetch: int
-    fetch_remote: bool = False
+    #: Makes the call's image downloader when the client fetches remote images (None: the server fetches).
+    images: Optional[Callable[[], ImageFetcher]] = None
     deadline: Deadline = field(default_factory=lambda: Deadline(None))
     max_retries: int = 0
     headers: Dict[str, str] = field(default_factory=dict)  # the call's own, on top of the client's
     max_message_size: int = MAX_MESSAGE_SIZE
-    trust_env: bool = False  # for downloading remote images
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # for downloading remote images
 
 
 async def run_stream(
@@ -207,21 +208,14 @@ class _Call:
 
     async def produce(self, out: MemoryObjectSendStream[Batch]) -> None:
         settings = self._settings
-        images = LazyFetcher(
-            functools.partial(
-                ImageFetcher,
-                max_bytes=settings.max_message_size,
-                trust_env=settings.trust_env,
-                connect_timeout=settings.connect_timeout,
-            )
-        )
-        async with out, images:
+        images = None if settings.images is None else LazyFetcher(settings.images)  # opened on a remote image
+        async with out, images or contextlib.nullcontext():
             for batch in self._batches:
                 # Loading ends by the deadline of the request the batch becomes; a blocked read is abandoned.
                 batch.items = await load_batch_items(
                     batch.items,
                     batch.start,
-                    fetch_remote=settings.fetch_remote,
+                    fetch_remote=images is not None,
                     fetcher=images,
                     until=self._deadline.for_new_request(),
                 )
