@@ -17,7 +17,6 @@ where it pointed (:mod:`._redirects`), so neither the body nor the token and hea
 from __future__ import annotations
 
 import asyncio
-import math
 import zlib
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, ClassVar, Dict, Iterator, Optional, Union
@@ -33,7 +32,7 @@ from .._wire.formats import JSON
 from ._aiohttp import AiohttpTransport, translate_error
 from ._closing import client_closed, reported_as_closed
 from ._redirects import is_redirect, refused_redirect
-from ._tasks import duplex_in_tasks
+from ._tasks import TaskDuplex, duplex_in_tasks
 from .base import DuplexStream, Received, StreamDeadline, no_deadline, too_large_answer
 
 _JSON = "application/json"
@@ -147,13 +146,6 @@ async def read_error_body(answer: aiohttp.ClientResponse, address: ServerAddress
         return str(err).encode()
 
 
-class _End:
-    """Put on the answer queue by end(), to wake a receiver that waits with nothing left in flight."""
-
-
-_Outcome = Union[Received, AclipError, _End]
-
-
 def _detail(body: bytes) -> Any:
     from .._exceptions import JsonError
     from .._wire.json import loads
@@ -181,7 +173,9 @@ async def answer_error(answer: aiohttp.ClientResponse, address: ServerAddress) -
     return status_error(address, answer.status, await read_error_body(answer, address))
 
 
-class _HttpDuplex(DuplexStream):
+class _HttpDuplex(TaskDuplex):
+    """Each request is one POST, in a task of its own; its answer belongs to it (the server sets the ids)."""
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -191,61 +185,31 @@ class _HttpDuplex(DuplexStream):
         tasks: TaskGroup,
         max_message_size: int,
     ) -> None:
+        super().__init__(tasks)
         self._session = session
         self._url = url
         self._headers = headers
         self._address = address
-        self._tasks = tasks
         self._max_message_size = max_message_size
-        self._outcomes_in, self._outcomes = anyio.create_memory_object_stream[_Outcome](math.inf)
-        self._sent = 0
-        self._received = 0
-        self._ended = False
 
-    async def send(self, request_id: str, frame: bytes) -> None:
-        self._sent += 1
-        self._tasks.start_soon(self._post, request_id, frame)
-
-    async def _post(self, request_id: str, frame: bytes) -> None:
-        outcome: _Outcome
+    async def answer(self, request_id: str, frame: bytes) -> Union[Received, AclipError]:
         try:
             post = self._session.post(self._url, data=frame, headers=self._headers, allow_redirects=False)
             async with post as answer:
                 if 200 <= answer.status < 300:
-                    outcome = (request_id, await read_body(answer, self._address, self._max_message_size))
-                else:
-                    outcome = await answer_error(answer, self._address)
+                    return request_id, await read_body(answer, self._address, self._max_message_size)
+                return await answer_error(answer, self._address)
         except AclipError as err:
-            outcome = err
+            return err
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
-            outcome = translate_error(err, self._address)
-            outcome.__cause__ = err
+            failure = translate_error(err, self._address)
+            failure.__cause__ = err
         except RuntimeError as err:  # aiohttp's "Session is closed": the client was closed under this POST
             if not self._session.closed:
                 raise
-            outcome = client_closed(self._address)
-            outcome.__cause__ = err
-        await self._outcomes_in.send(outcome)
-
-    def close(self) -> None:
-        self._outcomes_in.close()
-        self._outcomes.close()
-
-    async def end(self) -> None:
-        self._ended = True
-        await self._outcomes_in.send(_End())
-
-    async def receive(self) -> Optional[Received]:
-        while True:
-            if self._ended and self._received == self._sent:
-                return None
-            outcome = await self._outcomes.receive()
-            if isinstance(outcome, _End):
-                continue
-            self._received += 1
-            if isinstance(outcome, AclipError):
-                raise outcome
-            return outcome
+            failure = client_closed(self._address)
+            failure.__cause__ = err
+        return failure
 
 
 class HttpTransport(AiohttpTransport):

@@ -19,67 +19,38 @@ Example::
 
 from __future__ import annotations
 
-import math
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable, Dict, Optional, Union
 
-import anyio
 from anyio.abc import TaskGroup
 
 from .._exceptions import AclipError, ClientClosedError, TransportError
 from .._wire.protobuf import DataRequestProto, parse_response
-from ._tasks import duplex_in_tasks
+from ._tasks import TaskDuplex, duplex_in_tasks
 from .base import DuplexStream, Received, StreamDeadline, Transport, no_deadline
 
 #: Answers one request: a DataRequest in, a DataRequest out (its ``header.request_id`` is set for it).
 Handler = Callable[[DataRequestProto], Awaitable[DataRequestProto]]
-_Outcome = Union[bytes, AclipError]
 
 
-class _MemoryDuplex(DuplexStream):
-    """Each request is handled in a task of its own; answers queue up in completion order."""
+class _MemoryDuplex(TaskDuplex):
+    """Each request is handled in a task of its own, by the handler."""
 
     def __init__(self, handler: Handler, tasks: TaskGroup) -> None:
+        super().__init__(tasks)
         self._handler = handler
-        self._tasks = tasks
-        # Unbounded, as a socket's buffers are to the engine: the engine's window bounds what is in flight.
-        self._answers_in, self._answers = anyio.create_memory_object_stream[_Outcome](math.inf)
-        self._sent = 0
-        self._received = 0
-        self._ended = False
 
-    async def send(self, request_id: str, frame: bytes) -> None:
-        self._sent += 1
-        self._tasks.start_soon(self._answer, request_id, frame)
-
-    async def _answer(self, request_id: str, frame: bytes) -> None:
-        outcome: _Outcome
+    async def answer(self, request_id: str, frame: bytes) -> Union[Received, AclipError]:
         try:
             response = await self._handler(parse_response(frame))
-            response.header.request_id = request_id
-            outcome = response.SerializeToString()
         except AclipError as err:
-            outcome = err
+            return err
         except Exception as err:  # the handler's own bug, as a server's crash would look to a client
-            outcome = TransportError(f"the in-memory handler raised {type(err).__name__}: {err}")
-            outcome.__cause__ = err
-        await self._answers_in.send(outcome)
-
-    async def end(self) -> None:
-        self._ended = True
-
-    async def receive(self) -> Optional[Received]:
-        if self._ended and self._received == self._sent:
-            return None
-        outcome = await self._answers.receive()
-        self._received += 1
-        if isinstance(outcome, AclipError):
-            raise outcome
-        return None, outcome
-
-    def close(self) -> None:
-        self._answers_in.close()
-        self._answers.close()
+            failure = TransportError(f"the in-memory handler raised {type(err).__name__}: {err}")
+            failure.__cause__ = err
+            return failure
+        response.header.request_id = request_id
+        return None, response.SerializeToString()
 
 
 class MemoryTransport(Transport):
