@@ -24,7 +24,7 @@ import aclip._engine.loading
 from aclip import AsyncClient, Document, DocumentList, InputError, RequestTimeoutError
 from aclip._engine.fetch import ImageFetcher, is_image_content_type
 from aclip._engine.inputs import Item, Kind, classify_rank_root, classify_string
-from aclip._engine.loading import LazyFetcher, load_batch, load_batch_items
+from aclip._engine.loading import load_batch, load_batch_items
 from aclip.testing import ReferenceServer
 from tests.helpers import expected_embedding, png_bytes
 from tests.image_host import IMAGE, ImageHost
@@ -62,10 +62,6 @@ def _fetcher(**options: Any) -> ImageFetcher:
     return ImageFetcher(**{"max_bytes": 8 << 20, "trust_env": False, "connect_timeout": 5.0, **options})
 
 
-def _lazy(**options: Any) -> LazyFetcher:
-    return LazyFetcher(lambda: _fetcher(**options))
-
-
 # --- local files: special files refused before anything blocks ---------------------------------------
 
 
@@ -75,7 +71,7 @@ async def test_a_fifo_is_refused_at_once_naming_its_position(fifo: str) -> None:
         anyio.fail_after(FAST),
         pytest.raises(InputError, match=r"input 4: .*x\.png.* not a regular file \(a FIFO\)") as caught,
     ):
-        await load_batch_items(items, 3, fetch_remote=False)
+        await load_batch_items(items, 3)
     assert caught.value.position == 4
 
 
@@ -96,7 +92,7 @@ async def test_a_device_and_a_socket_are_refused() -> None:
         items = [Item(Kind.LOCAL_FILE, "/dev/zero", "/dev/zero", "image/png"), classify_string(socket_path)]
         for offset, expected in enumerate(["a device", "a socket"]):
             with anyio.fail_after(FAST), pytest.raises(InputError, match=f"not a regular file \\({expected}"):
-                await load_batch_items(items[offset : offset + 1], offset, fetch_remote=False)
+                await load_batch_items(items[offset : offset + 1], offset)
     finally:
         listener.close()
         os.unlink(socket_path)
@@ -108,18 +104,18 @@ async def test_a_symlink_to_an_image_still_loads_and_one_to_a_fifo_does_not(tmp_
     (tmp_path / "real.png").write_bytes(image)
     (tmp_path / "link.png").symlink_to(tmp_path / "real.png")
     (tmp_path / "pipe-link.png").symlink_to(fifo)
-    loaded = await load_batch_items([classify_string(str(tmp_path / "link.png"))], 0, fetch_remote=False)
+    loaded = await load_batch_items([classify_string(str(tmp_path / "link.png"))], 0)
     assert loaded[0].kind is Kind.BLOB and loaded[0].payload == image
     with anyio.fail_after(FAST), pytest.raises(InputError, match="a FIFO"):
-        await load_batch_items([classify_string(str(tmp_path / "pipe-link.png"))], 0, fetch_remote=False)
+        await load_batch_items([classify_string(str(tmp_path / "pipe-link.png"))], 0)
 
 
 async def test_missing_files_and_directories_keep_their_messages(tmp_path: pathlib.Path) -> None:
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(InputError, match=r"input 2: .*folder\.png.* is a directory, not an image file"):
-        await load_batch_items([classify_string(str(tmp_path / "folder.png"))], 2, fetch_remote=False)
+        await load_batch_items([classify_string(str(tmp_path / "folder.png"))], 2)
     with pytest.raises(InputError, match=r"input 0: .*gone\.png.* no such file"):
-        await load_batch_items([classify_string(str(tmp_path / "gone.png"))], 0, fetch_remote=False)
+        await load_batch_items([classify_string(str(tmp_path / "gone.png"))], 0)
 
 
 async def test_a_fifo_ends_the_call_with_an_input_error(server: ReferenceServer, fifo: str) -> None:
@@ -182,20 +178,20 @@ def blocked_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
 async def test_a_blocked_read_ends_at_the_deadline_naming_the_batch(blocked_reads: threading.Event) -> None:
     items = [classify_string("a.png"), classify_string("b.png")]
     with anyio.fail_after(FAST), pytest.raises(RequestTimeoutError, match="loading inputs 6, 7 did not") as caught:
-        await load_batch_items(items, 6, fetch_remote=False, until=anyio.current_time() + 0.3)
+        await load_batch_items(items, 6, until=anyio.current_time() + 0.3)
     assert caught.value.positions == [6, 7]
 
 
 async def test_a_blocked_read_is_abandoned_when_the_call_is_cancelled(blocked_reads: threading.Event) -> None:
     started = anyio.current_time()
     with anyio.fail_after(FAST), anyio.move_on_after(0.3):
-        await load_batch_items([classify_string("a.png")], 0, fetch_remote=False)
+        await load_batch_items([classify_string("a.png")], 0)
     assert anyio.current_time() - started < 2
 
 
 async def test_plain_sentences_are_returned_as_they_are() -> None:
     items = [classify_string("a sentence"), classify_string("another one")]
-    assert await load_batch_items(items, 0, fetch_remote=True) is items  # no thread, no fetcher
+    assert await load_batch_items(items, 0, fetcher=_fetcher()) is items  # no thread, no download
 
 
 async def test_files_data_uris_and_remote_images_of_matches_are_loaded(tmp_path: pathlib.Path, host: ImageHost) -> None:
@@ -208,8 +204,8 @@ async def test_files_data_uris_and_remote_images_of_matches_are_loaded(tmp_path:
             [Document(uri=str(tmp_path / "m.png")), Document(uri=data_uri), Document(uri=host.url("/good.png"))]
         ),
     )
-    async with _lazy() as fetcher:
-        loaded = await load_batch_items([classify_rank_root(root, 0)], 0, fetch_remote=True, fetcher=fetcher)
+    async with _fetcher() as fetcher:
+        loaded = await load_batch_items([classify_rank_root(root, 0)], 0, fetcher=fetcher)
     payloads = [match.payload for _, match in loaded[0].matches]
     assert payloads == [image, image, IMAGE]
     assert all(match.kind is Kind.BLOB for _, match in loaded[0].matches)
@@ -221,19 +217,24 @@ async def test_files_data_uris_and_remote_images_of_matches_are_loaded(tmp_path:
 async def test_each_url_of_a_batch_is_downloaded_once(host: ImageHost) -> None:
     url = host.url("/good.png?once")
     items = [classify_string(url), classify_string("text"), classify_string(url)]
-    async with _lazy() as fetcher:
-        loaded = await load_batch_items(items, 0, fetch_remote=True, fetcher=fetcher)
+    async with _fetcher() as fetcher:
+        loaded = await load_batch_items(items, 0, fetcher=fetcher)
     assert [item.kind for item in loaded] == [Kind.BLOB, Kind.TEXT, Kind.BLOB]
     assert [path for path, _ in host.requests].count("/good.png?once") == 1
 
 
-async def test_a_lazy_fetcher_opens_a_session_only_for_a_remote_image(host: ImageHost) -> None:
-    async with _lazy() as fetcher:
-        await load_batch_items([classify_string("text")], 0, fetch_remote=True, fetcher=fetcher)
-        assert fetcher._fetcher is None
-        images = await fetcher.get()
-        assert await fetcher.get() is images
-    assert fetcher._fetcher is None and images._session is None  # closed with the block
+async def test_a_fetcher_opens_a_session_only_for_a_remote_image(host: ImageHost) -> None:
+    async with _fetcher() as fetcher:
+        await load_batch_items([classify_string("text"), classify_string("/local/a.txt")], 0, fetcher=fetcher)
+        assert fetcher._session is None
+        await load_batch_items([classify_string(host.url("/good.png"))], 0, fetcher=fetcher)
+        session = fetcher._session
+        assert session is not None and not session.closed
+        await load_batch_items([classify_string(host.url("/good.png?again"))], 1, fetcher=fetcher)
+        assert fetcher._session is session  # one session for the call
+    assert fetcher._session is None and session.closed  # closed with the block
+    with pytest.raises(RuntimeError, match="open fetcher"):
+        await fetcher.fetch(host.url("/good.png"), 0, until=math.inf)
 
 
 async def test_a_trickling_host_is_bounded_by_the_deadline(host: ImageHost) -> None:
@@ -245,9 +246,9 @@ async def test_a_trickling_host_is_bounded_by_the_deadline(host: ImageHost) -> N
 
 async def test_a_trickling_host_ends_a_batch_by_its_deadline(host: ImageHost) -> None:
     items = [classify_string("text"), classify_string(host.url("/trickle.png"))]
-    async with _lazy() as fetcher:
+    async with _fetcher() as fetcher:
         with anyio.fail_after(FAST), pytest.raises(RequestTimeoutError) as caught:
-            await load_batch_items(items, 10, fetch_remote=True, fetcher=fetcher, until=anyio.current_time() + 0.5)
+            await load_batch_items(items, 10, fetcher=fetcher, until=anyio.current_time() + 0.5)
     assert caught.value.positions == [10, 11]
 
 

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import List, Optional, Type
 
 import aiohttp
+import anyio
 
 from .._exceptions import InputError, RequestTimeoutError
 from .deadline import bounded
@@ -36,6 +37,7 @@ DOWNLOAD_TIME_LIMIT = 30.0
 MAX_REDIRECTS = 5
 
 _CHUNK_SIZE = 64 * 1024
+_CLOSE_LIMIT = 5.0  # seconds closing the session may take
 # identity: the body is the image itself, so max_bytes bounds what is held, with no decompression bomb.
 _REQUEST_HEADERS = {"Accept": "image/*, application/octet-stream;q=0.9, */*;q=0.1", "Accept-Encoding": "identity"}
 # What object stores (S3, GCS) call files they were not told the type of.
@@ -56,6 +58,9 @@ def is_image_content_type(header: Optional[str]) -> bool:
 
 class ImageFetcher:
     """Downloads the remote images of one call over a session of its own; an async context manager.
+
+    The session opens on the first download, so a call without remote images never opens one, and
+    closes with the block (within a few seconds, even when the call was cancelled).
 
     ``max_bytes``: the largest body accepted (the client's ``max_message_size``). ``trust_env``: take
     proxies from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (and, as aiohttp does with it, credentials
@@ -85,11 +90,20 @@ class ImageFetcher:
         self.ssl_context = ssl_context
         self.time_limit = time_limit
         self._session: Optional[aiohttp.ClientSession] = None
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"ImageFetcher(max_bytes={self.max_bytes}, trust_env={self.trust_env})"
 
     async def __aenter__(self) -> ImageFetcher:
+        return self
+
+    def _open(self) -> aiohttp.ClientSession:
+        """The session, made on the first download (no await: two downloads cannot both make one)."""
+        if self._closed:
+            raise RuntimeError("ImageFetcher.fetch() needs an open fetcher: use it in 'async with'")
+        if self._session is not None:
+            return self._session
         from .. import __version__
 
         connector = aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context is not None else True)
@@ -102,14 +116,16 @@ class ImageFetcher:
             trust_env=self.trust_env,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
-        return self
+        return self._session
 
     async def __aexit__(
         self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
+        self._closed = True
         session, self._session = self._session, None
         if session is not None:
-            await session.close()
+            with anyio.move_on_after(_CLOSE_LIMIT, shield=True):  # never waited for without end
+                await session.close()
 
     async def fetch(self, url: str, position: int, *, until: float) -> bytes:
         """The body of ``url``, the image of input ``position``; by ``until`` (anyio's clock) at the latest.
@@ -119,10 +135,8 @@ class ImageFetcher:
         ``max_bytes``, a non-2xx answer, a short or compressed body, content that is not an image, no
         connection.
         """
-        if self._session is None:
-            raise RuntimeError("ImageFetcher.fetch() needs an open fetcher: use it in 'async with'")
         with bounded(self.time_limit, until) as wait:
-            return await self._download(self._session, url, position)
+            return await self._download(self._open(), url, position)
         if wait.by_own_limit:
             raise _cannot(url, position, f"the download did not finish within {self.time_limit:g} s")
         raise RequestTimeoutError(

@@ -6,14 +6,12 @@ hung file system) cannot hold the call. Remote images (``fetch_remote_images``) 
 event loop by the call's :class:`~aclip._engine.fetch.ImageFetcher`, a few at a time. All of it ends by the
 deadline of the request the batch will become.
 
-Example (what the engine's producer does)::
+Example (what the engine's producer does when the client fetches remote images)::
 
-    make = functools.partial(ImageFetcher, max_bytes=max_message_size, trust_env=trust_env, connect_timeout=10.0)
-    async with LazyFetcher(make) as images:
+    async with ImageFetcher(max_bytes=max_message_size, trust_env=trust_env, connect_timeout=10.0) as images:
         for batch in batches:
             batch.items = await load_batch_items(
-                batch.items, batch.start, fetch_remote=fetch_remote, fetcher=images,
-                until=deadline.for_new_request(),
+                batch.items, batch.start, fetcher=images, until=deadline.for_new_request()
             )
 """
 
@@ -25,8 +23,7 @@ import errno
 import math
 import os
 import stat
-from types import TracebackType
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import anyio
 
@@ -38,63 +35,19 @@ from .inputs import _shown
 
 #: Remote images of one batch downloaded at the same time (the batches themselves load one at a time).
 DOWNLOADS_AT_ONCE = 4
-_CLOSE_LIMIT = 5.0  # seconds closing the fetcher's session may take
-
-
-class LazyFetcher:
-    """The :class:`ImageFetcher` of one call, made on the first remote image and closed when the call ends.
-
-    A call without remote images (or without ``fetch_remote_images``) never opens a session. ``make``
-    builds the fetcher (``functools.partial(ImageFetcher, ...)`` with the client's options).
-
-    Example::
-
-        make = functools.partial(ImageFetcher, max_bytes=1 << 30, trust_env=False, connect_timeout=10.0)
-        async with LazyFetcher(make) as images:
-            data = await (await images.get()).fetch(url, 0, until=math.inf)
-    """
-
-    def __init__(self, make: Callable[[], ImageFetcher]) -> None:
-        self._make = make
-        self._fetcher: Optional[ImageFetcher] = None
-        self._lock = anyio.Lock()
-        self._closed = False
-
-    async def get(self) -> ImageFetcher:
-        """The call's fetcher, opened on the first use."""
-        async with self._lock:
-            if self._closed:
-                raise RuntimeError("LazyFetcher.get() after the block that owns it ended")
-            if self._fetcher is None:
-                self._fetcher = await self._make().__aenter__()
-            return self._fetcher
-
-    async def __aenter__(self) -> LazyFetcher:
-        return self
-
-    async def __aexit__(
-        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> None:
-        self._closed = True
-        fetcher, self._fetcher = self._fetcher, None
-        if fetcher is not None:
-            # Closed even when the call was cancelled, but never waited for without end.
-            with anyio.move_on_after(_CLOSE_LIMIT, shield=True):
-                await fetcher.__aexit__(exc_type, exc, tb)
 
 
 async def load_batch_items(
     items: List[Item],
     start: int,
     *,
-    fetch_remote: bool,
-    fetcher: Optional[LazyFetcher] = None,
+    fetcher: Optional[ImageFetcher] = None,
     until: float = math.inf,
 ) -> List[Item]:
-    """The items of one batch with local files, data URIs and (with ``fetch_remote``) remote images loaded.
+    """The items of one batch with local files, data URIs and (given a ``fetcher``) remote images loaded.
 
-    ``start`` is the input position of ``items[0]``. Matches of rank documents are loaded too. ``fetcher``
-    is needed when ``fetch_remote`` is true (it is opened only if the batch has a remote image).
+    ``start`` is the input position of ``items[0]``. Matches of rank documents are loaded too. Without a
+    ``fetcher`` remote images stay URLs, for the server to download.
     ``until`` is when the request this batch becomes must have been answered (anyio's clock; the
     engine's ``deadline.for_new_request()``): loading ends by then with RequestTimeoutError naming the
     batch's positions. Errors of single items are InputErrors naming their position. A batch with
@@ -102,13 +55,13 @@ async def load_batch_items(
 
     Example::
 
-        loaded = await load_batch_items([classify_string("cat.png")], 0, fetch_remote=False, until=math.inf)
+        loaded = await load_batch_items([classify_string("cat.png")], 0, until=math.inf)
     """
-    if not needs_loading(items, fetch_remote=fetch_remote):
+    if not needs_loading(items, fetch_remote=fetcher is not None):
         return items
     try:
         with bounded(None, until):
-            return await _load(items, start, fetch_remote=fetch_remote, fetcher=fetcher, until=until)
+            return await _load(items, start, fetcher, until)
     except RequestTimeoutError as late:
         raise _late(items, start, str(late)) from late
     raise _late(items, start, "")
@@ -123,16 +76,12 @@ def _late(items: List[Item], start: int, detail: str) -> RequestTimeoutError:
     )
 
 
-async def _load(
-    items: List[Item], start: int, *, fetch_remote: bool, fetcher: Optional[LazyFetcher], until: float
-) -> List[Item]:
+async def _load(items: List[Item], start: int, fetcher: Optional[ImageFetcher], until: float) -> List[Item]:
     if needs_loading(items):
         # Abandoned, not waited for, when the call is cancelled: a blocked read cannot hold the call.
         items = await anyio.to_thread.run_sync(load_batch, items, start, abandon_on_cancel=True)
-    if fetch_remote and needs_loading(items, fetch_remote=True):
-        if fetcher is None:
-            raise ValueError("load_batch_items(fetch_remote=True) needs a fetcher (a LazyFetcher)")
-        items = await _download_all(items, start, await fetcher.get(), until)
+    if fetcher is not None and needs_loading(items, fetch_remote=True):
+        items = await _download_all(items, start, fetcher, until)
     return items
 
 

@@ -51,7 +51,7 @@ from .._wire.protobuf import DataRequestProto, build_request, executor_failure
 from .batches import Batch
 from .callbacks import ResultHandler
 from .deadline import Deadline, remaining
-from .loading import LazyFetcher, load_batch_items
+from .loading import load_batch_items
 from .results import check_answer_ids
 from .retry import backoff, is_idempotent, is_transient
 
@@ -208,14 +208,13 @@ class _Call:
 
     async def produce(self, out: MemoryObjectSendStream[Batch]) -> None:
         settings = self._settings
-        images = None if settings.images is None else LazyFetcher(settings.images)  # opened on a remote image
+        images = None if settings.images is None else settings.images()  # its session opens on a remote image
         async with out, images or contextlib.nullcontext():
             for batch in self._batches:
                 # Loading ends by the deadline of the request the batch becomes; a blocked read is abandoned.
                 batch.items = await load_batch_items(
                     batch.items,
                     batch.start,
-                    fetch_remote=images is not None,
                     fetcher=images,
                     until=self._deadline.for_new_request(),
                 )
