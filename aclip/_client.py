@@ -55,7 +55,6 @@ from ._config import (
     token_from,
 )
 from ._engine.call import CallKeywords, CallRunner, endpoint_and_parameters, input_length, with_defaults
-from ._engine.callbacks import Callback, ForwardAnswers, Response
 from ._engine.inputs import InputMode
 from ._engine.pool import TransportPool
 from ._exceptions import AclipError, InputTypeError
@@ -65,6 +64,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from ._engine.batches import Batch
+    from ._engine.callbacks import Callback, Response
     from ._transports.base import Transport
     from ._wire.protobuf import DataRequestProto, DocumentProto
 
@@ -372,7 +372,7 @@ class AsyncClient:
                     await store.write(part.positions, part.embeddings)
         """
         from ._engine.inputs import peek_mode
-        from ._engine.results import part_of
+        from ._engine.results import ForwardAnswers, part_of
         from ._exceptions import BaseExceptionGroup, first_error
 
         options = self._calls.options(
@@ -654,6 +654,7 @@ class AsyncClient:
             times["server"] <= times["roundtrip"]   # True
         """
         from ._display import breakdown, render
+        from ._engine.results import ForwardAnswers
 
         if not isinstance(content, str):
             raise InputTypeError(f"profile takes one str (a sentence or an image), not {type(content).__name__}")

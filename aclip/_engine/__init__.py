@@ -9,7 +9,7 @@ The pipeline, each step a module that imports only the steps after it (and :mod:
 - :mod:`.loading` and :mod:`.fetch`: a batch's files, data URIs and (when asked) image URLs -> bytes, just
   before the batch is sent, bounded in time and size;
 - :mod:`.stream`: the duplex engine: at most ``prefetch`` requests in flight over one lane per server,
-  retried (:mod:`.retry`) within the call's deadline (:mod:`.deadline`), on the transports of :mod:`.pool`;
+  retried (:mod:`.retry`) within the call's deadline (:mod:`aclip._deadline`), on the transports of :mod:`.pool`;
 - :mod:`.callbacks` and :mod:`.results`: each answer, checked, to the call's one handler: the caller's
   rows or Documents, the parts of ``encode_iter``, the callbacks.
 

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List,
 
 from .._config import NOT_GIVEN, NotGiven, checked_headers, checked_retries, checked_timeout, flag, positive_int
 from .._models import DocumentList, Item
-from .callbacks import Callback, Callbacks, ResultHandler
 from .inputs import InputMode
 
 if TYPE_CHECKING:
     from .._transports.base import TransportOptions
+    from .callbacks import Callback, Callbacks
     from .fetch import ImageFetcher
     from .pool import TransportPool
-    from .results import ArrayCollector
+    from .results import ArrayCollector, ResultHandler
 
 
 class CallKeywords(TypedDict, total=False):
@@ -104,6 +104,8 @@ class CallRunner:
         on_always: Optional[Callback] = None,
     ) -> CallOptions:
         """A call's options, checked; the client's own timeout and max_retries where the call gives none."""
+        from .callbacks import Callbacks
+
         return CallOptions(
             batch_size=positive_int("batch_size", batch_size),
             prefetch=positive_int("prefetch", prefetch),
@@ -189,11 +191,11 @@ class CallRunner:
         from_strings: bool = False,
     ) -> None:
         """One call: batches of ``items`` to ``endpoint``, each answer to ``handler`` and the callbacks."""
+        from .._deadline import Deadline
         from .._display import call_progress
         from .._wire.endpoints import rules_for
         from .._wire.protobuf import parameters_struct
         from .batches import iter_batches
-        from .deadline import Deadline
         from .stream import CallSettings, run_stream
 
         settings = CallSettings(

@@ -1,7 +1,8 @@
-"""Where a call's answers go: a :class:`ResultHandler`, and the callbacks (on_done / on_error / on_always).
+"""on_done / on_error / on_always: called once per answered request while the call streams.
 
-The engine hands each answered request, checked, to the call's one handler: a collector of
-:mod:`aclip._engine.results`, a :class:`ForwardAnswers` function, or :meth:`Callbacks.around` one of them.
+The engine hands each answered request, checked, to the call's one handler (a
+:class:`~aclip._engine.results.ResultHandler`); :meth:`Callbacks.around` makes the callbacks that handler,
+around the call's collector when the results are kept.
 
 Each callback receives a :class:`Response`: the request's documents (converted when first read), its
 parameters, status and routes, and the input positions it covers. Plain functions and coroutine functions
@@ -17,47 +18,11 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 
 from .._models import DocumentList
 from .._wire.status import ResponseStatus
+from .results import ResultHandler, answer_documents
 
 if TYPE_CHECKING:  # protobuf stays unimported until a call needs it
     from .._wire.protobuf import DataRequestProto, DocumentProto
     from .batches import Batch
-
-
-class ResultHandler:
-    """Where a call's answers go: the engine hands it each answered batch once, in arrival order.
-
-    :meth:`answered` may return an awaitable (a coroutine callback, a send into a bounded stream), which the
-    engine awaits before it frees the batch's window slot. A batch the server's executor failed on ends the
-    call with its ServerError, unless :attr:`takes_failures` (on_error or on_always given): then it goes to
-    :meth:`failed`, with the failure's status parsed once.
-    """
-
-    takes_failures = False
-
-    def answered(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Optional[Awaitable[None]]:
-        raise NotImplementedError
-
-    def failed(self, batch: Batch, message: DataRequestProto, status: ResponseStatus) -> Optional[Awaitable[None]]:
-        """Note that ``batch`` got no results; what else happens is the callbacks' to say."""
-        return None
-
-
-class ForwardAnswers(ResultHandler):
-    """Each answered batch to a function: ``aencode_iter``'s parts, ``profile``'s routes.
-
-    Example::
-
-        routes = []
-        handler = ForwardAnswers(lambda batch, message, docs: routes.extend(message.routes))
-    """
-
-    def __init__(
-        self, forward: Callable[[Batch, DataRequestProto, List[DocumentProto]], Optional[Awaitable[None]]]
-    ) -> None:
-        self._forward = forward
-
-    def answered(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Optional[Awaitable[None]]:
-        return self._forward(batch, message, docs)
 
 
 @dataclass(frozen=True)
@@ -105,8 +70,6 @@ class Response:
         """The request's documents as the server returned them (new Documents, not the caller's), with the
         caller's own ids (aclip's stand in for them on the wire), checked as results are."""
         if self._docs is None:
-            from .results import answer_documents
-
             self._docs = answer_documents(self._batch, self._documents())
         return self._docs
 

@@ -26,8 +26,8 @@ from typing import List, Optional, Type
 import aiohttp
 import anyio
 
+from .._deadline import bounded
 from .._exceptions import InputError, RequestTimeoutError
-from .deadline import bounded
 from .inputs import _shown
 
 #: Seconds one image download may take, however far away the deadline of its request is: a host that

@@ -27,9 +27,9 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import anyio
 
+from .._deadline import bounded
 from .._exceptions import BaseExceptionGroup, InputError, RequestTimeoutError, describe_positions, first_error
 from .._models import Item, Kind
-from .deadline import bounded
 from .fetch import ImageFetcher
 from .inputs import _shown
 

@@ -1,8 +1,9 @@
 """Placing answers where they belong: by the position the client assigned, never by the caller's ids.
 
-:class:`ArrayCollector` builds the [N, D] float32 array of a strings-in call; :class:`DocumentCollector`
-sets ``.embedding`` on the caller's own Documents; :func:`answer_documents` gives callbacks new Documents.
-Each is handed an answered batch by the engine and checks it first, once per batch, never per document:
+:class:`ResultHandler` is where a call's answers go. :class:`ArrayCollector` builds the [N, D] float32
+array of a strings-in call; :class:`DocumentCollector` sets ``.embedding`` on the caller's own Documents;
+:class:`ForwardAnswers` hands each answer to a function; :func:`answer_documents` gives callbacks new
+Documents. Answers are checked once per batch, never per document:
 
 - where aclip chose the documents' wire ids (:class:`~aclip._engine.batches.ChosenIds`), the answer must carry
   them back in the order sent (:func:`check_answer_ids`): a server that reorders a batch would otherwise
@@ -16,7 +17,7 @@ callbacks' ``Response.docs``) get the caller's ids, not aclip's.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, cast
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, cast
 
 import numpy as np
 
@@ -32,7 +33,43 @@ from .._wire.protobuf import (
 )
 from .._wire.status import ResponseStatus
 from .batches import Batch, ChosenIds
-from .callbacks import ResultHandler
+
+
+class ResultHandler:
+    """Where a call's answers go: the engine hands it each answered batch once, in arrival order.
+
+    :meth:`answered` may return an awaitable (a coroutine callback, a send into a bounded stream), which the
+    engine awaits before it frees the batch's window slot. A batch the server's executor failed on ends the
+    call with its ServerError, unless :attr:`takes_failures` (on_error or on_always given): then it goes to
+    :meth:`failed`, with the failure's status parsed once.
+    """
+
+    takes_failures = False
+
+    def answered(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Optional[Awaitable[None]]:
+        raise NotImplementedError
+
+    def failed(self, batch: Batch, message: DataRequestProto, status: ResponseStatus) -> Optional[Awaitable[None]]:
+        """Note that ``batch`` got no results; what else happens is the callbacks' to say."""
+        return None
+
+
+class ForwardAnswers(ResultHandler):
+    """Each answered batch to a function: ``aencode_iter``'s parts, ``profile``'s routes.
+
+    Example::
+
+        routes = []
+        handler = ForwardAnswers(lambda batch, message, docs: routes.extend(message.routes))
+    """
+
+    def __init__(
+        self, forward: Callable[[Batch, DataRequestProto, List[DocumentProto]], Optional[Awaitable[None]]]
+    ) -> None:
+        self._forward = forward
+
+    def answered(self, batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Optional[Awaitable[None]]:
+        return self._forward(batch, message, docs)
 
 
 def check_answer_ids(batch: Batch, docs: Sequence[DocumentProto]) -> None:

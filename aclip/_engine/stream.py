@@ -19,7 +19,7 @@ fails while the handler is busy can neither lose that answer nor send it again.
 
 Memory is bounded by (prefetch + 2) batches, whatever the length of the input: a batch holds its window
 slot from the moment a lane takes it until its answer was handled. Every wait has a bound from the call's
-:class:`~aclip._engine.deadline.Deadline` (or is a wait for the caller's own handler). The first error in any task
+:class:`~aclip._deadline.Deadline` (or is a wait for the caller's own handler). The first error in any task
 cancels the others and is raised to the caller as it is (not as an exception group).
 """
 
@@ -36,6 +36,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._config import MAX_MESSAGE_SIZE
+from .._deadline import Deadline, remaining
 from .._exceptions import (
     BaseExceptionGroup,
     MessageTooLargeError,
@@ -49,10 +50,8 @@ from .._transports.base import DuplexStream, Received, Transport
 from .._wire.formats import WireFormat
 from .._wire.protobuf import DataRequestProto, build_request, executor_failure
 from .batches import Batch
-from .callbacks import ResultHandler
-from .deadline import Deadline, remaining
 from .loading import load_batch_items
-from .results import check_answer_ids
+from .results import ResultHandler, check_answer_ids
 from .retry import backoff, is_idempotent, is_transient
 
 if TYPE_CHECKING:

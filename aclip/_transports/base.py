@@ -59,7 +59,7 @@ Received = Tuple[Optional[str], bytes]
 
 #: Asked when a wait of a stream starts (connecting, a handshake, the trailers): the time on anyio's clock by
 #: which that wait must end, i.e. the deadline of the request it serves (``math.inf``: no bound). The
-#: transport ends the wait by the earlier of that and its own limit (see :func:`aclip._engine.deadline.bounded`);
+#: transport ends the wait by the earlier of that and its own limit (see :func:`aclip._deadline.bounded`);
 #: when the deadline ends it, it raises ``RequestTimeoutError`` (positions empty: the engine fills them in).
 StreamDeadline = Callable[[], float]
 

@@ -2,7 +2,7 @@
 
 grpclib and OS errors are translated into aclip's errors here and nowhere else. grpclib waits without a
 bound (for the connection, and for the trailers when a stream is left), so every such wait here runs
-under :func:`aclip._engine.deadline.bounded`: its own limit, or the deadline of the request it serves if that
+under :func:`aclip._deadline.bounded`: its own limit, or the deadline of the request it serves if that
 comes first. Answers are read by :mod:`._grpc_framing`, which refuses one over ``max_message_size`` from
 its length prefix, before its body is read.
 """
@@ -22,7 +22,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.exceptions import ProtocolError as GrpclibProtocolError
 
 from .._config import ServerAddress
-from .._engine.deadline import bounded
+from .._deadline import bounded
 from .._exceptions import (
     AclipError,
     AuthenticationError,

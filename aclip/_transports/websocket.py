@@ -5,7 +5,7 @@ each request with one binary frame, in completion order, then closes the connect
 
 Every wait for a stream — connecting (TCP, TLS, the WebSocket handshake) and closing — ends by the earlier
 of its own limit (``connect_timeout``; 5 s to close) and the stream's deadline, asked when the wait starts
-(:func:`aclip._engine.deadline.bounded`). The engine never waits for the server's close frame once every answer
+(:func:`aclip._deadline.bounded`). The engine never waits for the server's close frame once every answer
 has arrived: it leaves the stream, and closing it is bounded as above.
 
 A redirect answering the handshake is not followed (:mod:`._redirects`): it is an HTTPStatusError naming
@@ -25,7 +25,7 @@ import aiohttp
 import anyio
 
 from .._config import ServerAddress
-from .._engine.deadline import bounded
+from .._deadline import bounded
 from .._exceptions import ConnectError, ProtocolError, TransportError
 from ._aiohttp import AiohttpTransport, hide_request_headers, translate_error
 from ._closing import refuse_if_closed, reported_as_closed

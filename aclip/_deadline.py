@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Optional
 
 import anyio
 
-from .._exceptions import AclipError, RequestTimeoutError
+from ._exceptions import AclipError, RequestTimeoutError
 
 
 class Deadline:
