@@ -167,3 +167,27 @@ async def test_a_thousand_inputs_in_memory_take_milliseconds(many: List[str]) ->
         async with memory_client() as client:
             vectors = await client.aencode(many, batch_size=8)
     assert vectors.shape == (1000, 512)
+
+
+async def test_a_receive_waiting_when_nothing_more_can_come_returns_once_the_stream_ends() -> None:
+    """The engine never does this, but the contract says receive() returns None after end() once every
+    answer is out: a receive already waiting then must not wait for ever (HTTP's duplex shares this code)."""
+    from aclip._wire.protobuf import build_request
+
+    transport = MemoryTransport(ReferenceExecutor().handle)
+    request = build_request(request_id="r1", endpoint="/encode", parameters=None, items=[], ids=[])
+    outcome: List[object] = []
+    with anyio.fail_after(5):
+        async with transport.open_stream() as stream:
+            await stream.send("r1", request.SerializeToString())
+            assert (await stream.receive()) is not None
+
+            async def receive_after_everything() -> None:
+                outcome.append(await stream.receive())
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(receive_after_everything)
+                await anyio.wait_all_tasks_blocked()
+                assert outcome == []  # it waits: the stream has not ended yet
+                await stream.end()
+    assert outcome == [None]

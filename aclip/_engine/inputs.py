@@ -1,10 +1,10 @@
-"""From what the caller passes to what the codec sends: input checks, auto-detection, lazy loading.
+"""From what the caller passes to what the codec sends: input checks and auto-detection.
 
 A call's input is an iterable of ``str`` (each auto-detected as a sentence or an image) or of
-:class:`~aclip.Document`. Each item becomes an :class:`Item`: a sentence, image bytes, a tensor, or a
-uri that the server loads itself. Local files and data URIs are turned into bytes only when their batch
-is about to be sent (:func:`load_batch`, which :mod:`aclip._engine.loading` runs in a worker thread it can
-abandon), so memory holds at most the batches in flight, never the whole input.
+:class:`~aclip.Document`. Each item becomes an :class:`~aclip._models.Item`: a sentence, image bytes, a
+tensor, or a uri that the server loads itself. Local files and data URIs are turned into bytes only when
+their batch is about to be sent (:func:`aclip._engine.loading.load_batch`, in a worker thread the loader
+can abandon), so memory holds at most the batches in flight, never the whole input.
 
 Every item is checked when it is classified, which is before its batch is sent (the first batch is
 classified before anything is sent): a str that UTF-8 cannot encode, a tensor that is no array, tags

@@ -20,7 +20,7 @@ A caller's own transport (``transport=``) serves every loop and closes only with
 Example::
 
     pool = TransportPool(addresses, options, given=None, owner="AsyncClient('grpc://127.0.0.1:51000')")
-    await run_stream(pool.for_endpoint("/encode"), batches, settings, handle, set_aside=pool.set_aside)
+    await run_stream(pool.for_endpoint("/encode"), batches, settings, handler, set_aside=pool.set_aside)
     await pool.aclose()
 
 After ``os.fork()`` a child (gunicorn's pre-fork workers, multiprocessing's "fork") inherits each

@@ -188,7 +188,7 @@ def parse_post(body: bytes, route: str = "/post") -> jina_pb2.DataRequestProto:
         raise Unprocessable([detail]) from exc
     try:
         request = request_from_json(value)
-    except (JsonError, ValueError, TypeError) as exc:  # _jsonwire lets a few ValueErrors through (out of range)
+    except (JsonError, ValueError, TypeError) as exc:  # the JSON codec lets a few ValueErrors through (out of range)
         raise Unprocessable([{"type": "value_error", "loc": ["body"], "msg": str(exc)}]) from exc
     if route != "/post" and not _names_endpoint(value):
         request.header.exec_endpoint = route
