@@ -36,9 +36,10 @@ from typing import Awaitable, Callable, ContextManager, Dict, Iterator, List, Ma
 from aiohttp import WSMsgType, web
 
 from aclip._pb import jina_pb2
-from aclip._wire.json import dumps, response_to_json
+from aclip._wire.json import dumps
 from aclip.testing import ReferenceExecutor
 from aclip.testing._http import parse_post
+from aclip.testing._json import response_to_json
 
 __all__ = [
     "MiB",

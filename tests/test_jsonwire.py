@@ -8,18 +8,10 @@ import pathlib
 import numpy as np
 import pytest
 
-from aclip._wire.json import (
-    JsonError,
-    dumps,
-    loads,
-    request_from_json,
-    request_to_json,
-    response_from_json,
-    response_to_json,
-    stdlib_dumps,
-    stdlib_loads,
-)
+from aclip._exceptions import JsonError
+from aclip._wire.json import dumps, loads, request_to_json, response_from_json, stdlib_dumps, stdlib_loads
 from aclip._wire.protobuf import decode_ndarray
+from aclip.testing._json import request_from_json, response_to_json
 from tests.helpers import expected_text
 
 DATA = pathlib.Path(__file__).parent / "data" / "http"

@@ -20,8 +20,8 @@ from google.protobuf.message import Message
 
 from aclip import AsyncClient, Document, DocumentList, HTTPStatusError, TransportError
 from aclip._pb.jina_pb2 import DataRequestProto
-from aclip._wire.json import request_from_json, response_to_json
 from aclip.testing import ReferenceExecutor
+from aclip.testing._json import request_from_json, response_to_json
 from tests.helpers import expected_tensor, expected_text, png_bytes
 
 pytestmark = pytest.mark.anyio

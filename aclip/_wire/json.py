@@ -7,9 +7,9 @@ The JSON shape, as a real gateway speaks it: a request body is ``{"header": {"re
 keys snake_case everywhere; blobs are base64, tensors and embeddings nested number lists (their dtype is
 lost: embeddings are read back as float32), timestamps ISO 8601, and a score of 0.0 may come as null.
 
-Both directions exist because both sides use them: the client sends requests and reads responses, the
-reference server reads requests and sends responses. Everything is converted to and from the same
-protobuf messages the gRPC and WebSocket transports carry, so the rest of aclip sees one type.
+The client sends requests and reads answers; the reference server's side (reading requests, writing
+answers) is :mod:`aclip.testing._json`, built on these functions. Everything is converted to and from
+the same protobuf messages the gRPC and WebSocket transports carry, so the rest of aclip sees one type.
 """
 
 from __future__ import annotations
@@ -30,27 +30,6 @@ from .._pb.docarray_pb2 import DocumentProto, NamedScoreProto, NdArrayProto
 from .._pb.jina_pb2 import DataRequestProto, RouteProto, StatusProto
 from .protobuf import decode_ndarray, encode_ndarray
 
-_DOCUMENT_KEYS = (
-    "id",
-    "parent_id",
-    "granularity",
-    "adjacency",
-    "blob",
-    "tensor",
-    "mime_type",
-    "text",
-    "weight",
-    "uri",
-    "tags",
-    "offset",
-    "location",
-    "embedding",
-    "modality",
-    "evaluations",
-    "scores",
-    "chunks",
-    "matches",
-)
 _STRING_FIELDS = ("id", "parent_id", "mime_type", "uri", "modality")
 _UINT_FIELDS = ("granularity", "adjacency")
 _FLOAT_FIELDS = ("weight", "offset")
@@ -95,11 +74,6 @@ def _struct_to_json(struct: Struct) -> Dict[str, Any]:
     return json_format.MessageToDict(struct)
 
 
-def _timestamp_to_json(stamp: Timestamp) -> str:
-    moment = datetime.datetime.fromtimestamp(stamp.seconds, tz=datetime.timezone.utc)
-    return moment.replace(microsecond=stamp.nanos // 1000).isoformat()
-
-
 def _score_to_json(score: NamedScoreProto) -> Dict[str, Any]:
     return {
         "value": score.value or None,
@@ -109,9 +83,9 @@ def _score_to_json(score: NamedScoreProto) -> Dict[str, Any]:
     }
 
 
-def document_to_json(doc: DocumentProto, *, full: bool) -> Dict[str, Any]:
-    """A document as JSON; ``full`` writes every key (unset ones as null), as a gateway does."""
-    out: Dict[str, Any] = dict.fromkeys(_DOCUMENT_KEYS) if full else {}
+def document_to_json(doc: DocumentProto) -> Dict[str, Any]:
+    """A document as JSON, with only the keys it sets (a gateway writes the others as null)."""
+    out: Dict[str, Any] = {}
     for name in _STRING_FIELDS:
         value = getattr(doc, name)
         if value:
@@ -138,26 +112,10 @@ def document_to_json(doc: DocumentProto, *, full: bool) -> Dict[str, Any]:
     if doc.evaluations:
         out["evaluations"] = {name: _score_to_json(score) for name, score in doc.evaluations.items()}
     if doc.chunks:
-        out["chunks"] = [document_to_json(chunk, full=full) for chunk in doc.chunks]
+        out["chunks"] = [document_to_json(chunk) for chunk in doc.chunks]
     if doc.matches:
-        out["matches"] = [document_to_json(match, full=full) for match in doc.matches]
+        out["matches"] = [document_to_json(match) for match in doc.matches]
     return out
-
-
-def _status_to_json(status: StatusProto) -> Optional[Dict[str, Any]]:
-    if status.code == StatusProto.SUCCESS and not status.description:
-        return None
-    exception = status.exception
-    return {
-        "code": int(status.code),
-        "description": status.description,
-        "exception": {
-            "name": exception.name,
-            "args": list(exception.args),
-            "stacks": list(exception.stacks),
-            "executor": exception.executor,
-        },
-    }
 
 
 def request_to_json(request: DataRequestProto) -> Dict[str, Any]:
@@ -165,36 +123,12 @@ def request_to_json(request: DataRequestProto) -> Dict[str, Any]:
     endpoint = request.header.exec_endpoint
     body: Dict[str, Any] = {
         "header": {"request_id": request.header.request_id, "exec_endpoint": endpoint},
-        "data": [document_to_json(doc, full=False) for doc in request.data.docs.docs],
+        "data": [document_to_json(doc) for doc in request.data.docs.docs],
         "exec_endpoint": endpoint,
     }
     if request.HasField("parameters"):
         body["parameters"] = _struct_to_json(request.parameters)
     return body
-
-
-def response_to_json(response: DataRequestProto) -> Dict[str, Any]:
-    """The body a gateway answers a POST with: camelCase header, every document key present."""
-    header = response.header
-    return {
-        "header": {
-            "requestId": header.request_id,
-            "status": _status_to_json(header.status) if header.HasField("status") else None,
-            "execEndpoint": header.exec_endpoint,
-            "targetExecutor": header.target_executor,
-        },
-        "parameters": _struct_to_json(response.parameters) if response.HasField("parameters") else None,
-        "routes": [
-            {
-                "executor": route.executor,
-                "startTime": _timestamp_to_json(route.start_time) if route.HasField("start_time") else None,
-                "endTime": _timestamp_to_json(route.end_time) if route.HasField("end_time") else None,
-                "status": _status_to_json(route.status) if route.HasField("status") else None,
-            }
-            for route in response.routes
-        ],
-        "data": [document_to_json(doc, full=True) for doc in response.data.docs.docs],
-    }
 
 
 # ---- JSON -> protobuf ------------------------------------------------------------------------------
@@ -296,21 +230,6 @@ def _documents_from_json(value: Any, target: DataRequestProto, where: str) -> No
     docs = target.data.docs.docs
     for index, doc in enumerate(_expect(value, list, where)):
         document_from_json(doc, docs.add(), f"{where}[{index}]")
-
-
-def request_from_json(value: Any) -> DataRequestProto:
-    """Read a POST /post body (what the reference server receives); the endpoint key may be camelCase."""
-    body = _expect(value, dict, "the body")
-    request = DataRequestProto()
-    header = body.get("header")
-    header = {} if header is None else _expect(header, dict, "header")
-    request.header.request_id = _expect(header.get("request_id") or "", str, "header.request_id")
-    endpoint = body.get("exec_endpoint") or body.get("execEndpoint") or header.get("exec_endpoint")
-    request.header.exec_endpoint = _expect(endpoint or "/", str, "exec_endpoint")
-    if body.get("parameters") is not None:
-        _struct_from_json(body["parameters"], request.parameters, "parameters")
-    _documents_from_json(body.get("data") or [], request, "data")
-    return request
 
 
 def _timestamp_from_json(value: Any, target: Timestamp, where: str) -> None:

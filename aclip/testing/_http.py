@@ -40,9 +40,10 @@ from aiohttp import web
 from aclip import __version__
 from aclip._exceptions import JsonError
 from aclip._pb import jina_pb2
-from aclip._wire.json import dumps, loads, request_from_json, response_to_json
+from aclip._wire.json import dumps, loads
 from aclip.testing._dry_run import dry_run_status
 from aclip.testing._executor import EXECUTOR_NAME
+from aclip.testing._json import request_from_json, response_to_json
 from aclip.testing._web import INLINE_MAX_BYTES, WebFrontend, assign_ids, json_response, off_loop
 
 __all__ = ["HttpFrontend", "openapi_document", "parse_post"]

@@ -43,9 +43,10 @@ from multidict import CIMultiDict
 
 from aclip._exceptions import JsonError
 from aclip._pb import jina_pb2
-from aclip._wire.json import dumps, loads, request_from_json, response_to_json
+from aclip._wire.json import dumps, loads
 from aclip.testing._dry_run import dry_run_status
 from aclip.testing._executor import ReferenceExecutor
+from aclip.testing._json import request_from_json, response_to_json
 from aclip.testing._sequencer import DEFAULT_HOLD, ResponseSequencer
 from aclip.testing._web import INLINE_MAX_BYTES, MAX_MESSAGE_SIZE, WebFrontend, assign_ids, off_loop
 
