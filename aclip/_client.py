@@ -122,8 +122,8 @@ class AsyncClient:
     def __init__(
         self,
         server: Union[str, Sequence[str]],
-        *,
         credential: Optional[Mapping[str, str]] = None,
+        *,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         ssl_context: Optional[ssl.SSLContext] = None,
         ca_file: Optional[str] = None,
@@ -472,7 +472,7 @@ class AsyncClient:
             classify_rank_root(root, position)  # every root is checked before anything is sent
         endpoint, sent = endpoint_and_parameters("/rank", parameters)
         return await self._calls.documents(
-            roots, endpoint, sent, options, total=len(roots), with_matches=True, classify=classify_rank_root
+            roots, endpoint, sent, options, total=len(roots), with_matches=True, classify=classify_rank_root, like=docs
         )
 
     @overload
@@ -644,14 +644,14 @@ class AsyncClient:
         """Time one request and break the time down by the server's own route timestamps.
 
         Sends one Document (empty by default; or a sentence, an image path, an image URL or a data URI)
-        and returns milliseconds under the names ``roundtrip``, ``client_server_network``, ``server``,
-        ``gateway_clip_network`` and ``clip_model``. With ``show`` it also prints them as a tree (with
-        rich when it is installed).
+        and returns milliseconds under upstream clip_client's names: ``"Roundtrip"``, ``"Client-server
+        network"``, ``"Server"``, ``"Gateway-CLIP network"`` and ``"CLIP model"``. With ``show`` it also
+        prints them as a tree (with rich when it is installed).
 
         Example::
 
             times = await client.aprofile("hello, world")
-            times["server"] <= times["roundtrip"]   # True
+            times["Server"] <= times["Roundtrip"]   # True
         """
         from ._display import breakdown, render
         from ._engine.results import ForwardAnswers

@@ -234,8 +234,11 @@ def checked_headers(headers: Optional[Mapping[str, str]]) -> Headers:
 
 
 def token_from(credential: Optional[Mapping[str, str]]) -> Optional[str]:
-    """The token of ``credential={"Authorization": token}``, else of the ``CLIP_AUTH_TOKEN`` variable, else None."""
-    if credential is None:
+    """The token of ``credential={"Authorization": token}``, else of the ``CLIP_AUTH_TOKEN`` variable, else None.
+
+    ``{}`` (upstream clip_client's default) counts as no credential.
+    """
+    if credential is None or (isinstance(credential, Mapping) and not credential):
         return os.environ.get(TOKEN_ENVIRONMENT_VARIABLE) or None
     if not isinstance(credential, Mapping):
         raise TypeError("credential must be a dict such as {'Authorization': '<token>'}")

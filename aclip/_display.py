@@ -138,13 +138,13 @@ def _release() -> None:
 
 # -- profile ---------------------------------------------------------------------------------------------
 
-#: (key, label, parent key) of each line of the tree, in display order.
+#: (key, parent key) of each line of the tree, in display order; the keys are upstream clip_client's.
 _PROFILE_LINES = (
-    ("roundtrip", "Roundtrip", None),
-    ("client_server_network", "Client-server network", "roundtrip"),
-    ("server", "Server", "roundtrip"),
-    ("gateway_clip_network", "Gateway-CLIP network", "server"),
-    ("clip_model", "CLIP model", "server"),
+    ("Roundtrip", None),
+    ("Client-server network", "Roundtrip"),
+    ("Server", "Roundtrip"),
+    ("Gateway-CLIP network", "Server"),
+    ("CLIP model", "Server"),
 )
 
 
@@ -161,17 +161,17 @@ def breakdown(roundtrip_seconds: float, routes: Sequence[RouteProto]) -> Dict[st
     Example::
 
         breakdown(0.016, response.routes)
-        # {'roundtrip': 16.0, 'client_server_network': 12.0, 'server': 4.0, ...}
+        # {'Roundtrip': 16.0, 'Client-server network': 12.0, 'Server': 4.0, ...}
     """
     roundtrip = max(roundtrip_seconds, 0.0) * 1e3
     server = min(_span_ms(routes[0]), roundtrip) if routes else 0.0
     model = min(_span_ms(routes[-1]), server) if len(routes) > 1 else 0.0
     return {
-        "roundtrip": roundtrip,
-        "client_server_network": roundtrip - server,
-        "server": server,
-        "gateway_clip_network": server - model,
-        "clip_model": model,
+        "Roundtrip": roundtrip,
+        "Client-server network": roundtrip - server,
+        "Server": server,
+        "Gateway-CLIP network": server - model,
+        "CLIP model": model,
     }
 
 
@@ -184,12 +184,12 @@ def _share(times: Dict[str, float], key: str, parent: Optional[str]) -> str:
 
 def tree_lines(times: Dict[str, float]) -> List[str]:
     """The tree as plain text lines, e.g. ``"├── Client-server network  12ms  75%"``."""
-    last = {"roundtrip": "server", "server": "clip_model"}  # each parent's last child
+    last = {"Roundtrip": "Server", "Server": "CLIP model"}  # each parent's last child
     lines = []
-    for key, label, parent in _PROFILE_LINES:
-        indent = "    " if parent == "server" else ""
+    for key, parent in _PROFILE_LINES:
+        indent = "    " if parent == "Server" else ""
         branch = "" if parent is None else ("└── " if last[parent] == key else "├── ")
-        lines.append(f"{indent}{branch}{label}  {_share(times, key, parent)}")
+        lines.append(f"{indent}{branch}{key}  {_share(times, key, parent)}")
     return lines
 
 
@@ -200,10 +200,10 @@ def render(times: Dict[str, float]) -> None:
         from rich.tree import Tree
 
         nodes: Dict[Optional[str], Any] = {}
-        for key, label, parent in _PROFILE_LINES:
-            text = f"[bold]{label}[/]  {_share(times, key, parent)}"
+        for key, parent in _PROFILE_LINES:
+            text = f"[bold]{key}[/]  {_share(times, key, parent)}"
             nodes[key] = Tree(text) if parent is None else nodes[parent].add(text)
-        return nodes["roundtrip"]
+        return nodes["Roundtrip"]
 
     _show(tree_lines(times), tree)
 

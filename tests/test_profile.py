@@ -22,11 +22,11 @@ def test_breakdown_from_route_timestamps() -> None:
     times = _display.breakdown(0.016, routes)
     assert times == pytest.approx(
         {
-            "roundtrip": 16.0,
-            "client_server_network": 12.0,
-            "server": 4.0,
-            "gateway_clip_network": 1.0,
-            "clip_model": 3.0,
+            "Roundtrip": 16.0,
+            "Client-server network": 12.0,
+            "Server": 4.0,
+            "Gateway-CLIP network": 1.0,
+            "CLIP model": 3.0,
         }
     )
 
@@ -35,13 +35,13 @@ def test_breakdown_never_goes_negative() -> None:
     skewed = [route("gateway", 0, 50_000_000), route("clip_t", 0, 80_000_000)]  # claims more than the round trip
     times = _display.breakdown(0.010, skewed)
     assert all(value >= 0 for value in times.values())
-    assert times["server"] == times["roundtrip"] == pytest.approx(10.0)
-    assert _display.breakdown(0.002, [])["client_server_network"] == pytest.approx(2.0)  # no routes: all network
+    assert times["Server"] == times["Roundtrip"] == pytest.approx(10.0)
+    assert _display.breakdown(0.002, [])["Client-server network"] == pytest.approx(2.0)  # no routes: all network
 
 
 def test_plain_text_tree_without_rich(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    times = {"roundtrip": 16.0, "client_server_network": 12.0, "server": 4.0, "gateway_clip_network": 0.0,
-             "clip_model": 4.0}  # fmt: skip
+    times = {"Roundtrip": 16.0, "Client-server network": 12.0, "Server": 4.0, "Gateway-CLIP network": 0.0,
+             "CLIP model": 4.0}  # fmt: skip
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "rich" else real_find_spec(name))
     _display.render(times)

@@ -161,11 +161,11 @@ async def test_profile_adds_up(endpoint: Endpoint, tmp_path: pathlib.Path, capsy
     async with endpoint.async_client() as client:
         for content in ("", "hello, world", str(path), data_uri):
             times = await client.aprofile(content)
-            assert set(times) == {"roundtrip", "client_server_network", "server", "gateway_clip_network", "clip_model"}
+            assert set(times) == {"Roundtrip", "Client-server network", "Server", "Gateway-CLIP network", "CLIP model"}
             assert all(value >= 0 for value in times.values()), times
-            assert times["server"] <= times["roundtrip"] and times["server"] > 0
-            assert times["client_server_network"] + times["server"] == pytest.approx(times["roundtrip"])
-            assert times["gateway_clip_network"] + times["clip_model"] == pytest.approx(times["server"])
+            assert times["Server"] <= times["Roundtrip"] and times["Server"] > 0
+            assert times["Client-server network"] + times["Server"] == pytest.approx(times["Roundtrip"])
+            assert times["Gateway-CLIP network"] + times["CLIP model"] == pytest.approx(times["Server"])
         printed = capsys.readouterr().out
         assert printed.count("Roundtrip") == 4 and "CLIP model" in printed and "Client-server network" in printed
         await client.aprofile("quiet", show=False)

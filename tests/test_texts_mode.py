@@ -106,7 +106,7 @@ async def test_collect_iter_index_search_and_profile_take_strings_as_sentences(
         assert hit.text == path and hit.uri is None and hit.matches[0].text == path
 
         times = await client.aprofile(link, show=False)
-        assert times["roundtrip"] > 0
+        assert times["Roundtrip"] > 0
     server.executor.clear_index()
 
 

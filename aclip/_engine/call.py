@@ -120,14 +120,16 @@ class CallRunner:
         self, content: Iterable[Any], endpoint: str, sent: Dict[str, Any], options: CallOptions
     ) -> Union[ArrayCollector, DocumentList, None]:
         """The call of aencode and aencode_collect: the Documents (None when callbacks take them), or for
-        strings the collector of the rows, for the caller to take whole or in part."""
-        from .inputs import peek_mode
+        strings the collector of the rows, for the caller to take whole or in part. An empty DocumentList
+        or DocumentArray gives an empty one back; another empty input, an empty array."""
+        from .inputs import docarray_results, peek_mode
         from .results import ArrayCollector
 
         total = input_length(content)
         mode, items = peek_mode(content)
-        if mode is InputMode.DOCUMENTS or (mode is None and isinstance(content, DocumentList)):
-            return await self.documents(items, endpoint, sent, options, total=total)
+        empty_documents = mode is None and (isinstance(content, DocumentList) or docarray_results(content))
+        if mode is InputMode.DOCUMENTS or empty_documents:
+            return await self.documents(items, endpoint, sent, options, total=total, like=content)
         collector = ArrayCollector(total)
         if mode is not None:
             await self.run(items, mode, collector, endpoint, sent, options, total=total)
@@ -140,8 +142,9 @@ class CallRunner:
         from .inputs import peek_mode
 
         _, items = peek_mode(content)
+        total = input_length(content)
         return await self.documents(
-            items, endpoint, parameters, options, total=input_length(content), from_strings=True, **extra
+            items, endpoint, parameters, options, total=total, like=content, from_strings=True, **extra
         )
 
     async def documents(
@@ -155,9 +158,15 @@ class CallRunner:
         with_matches: bool = False,
         classify: Optional[Callable[[Any, int], Item]] = None,
         from_strings: bool = False,
+        like: object = None,
     ) -> Optional[DocumentList]:
         """A call whose results are Documents: the caller's own (or, ``from_strings``, new ones made from
-        strings), in input order, with what the answers set on them; None when callbacks take the results."""
+        strings), in input order, with what the answers set on them; None when callbacks take the results.
+
+        They come in a DocumentList, or in a docarray ``DocumentArray`` when the caller's Documents (or
+        ``like``, the container they came in) are docarray's: docarray in, docarray out, as upstream.
+        """
+        from .inputs import docarray_results
         from .results import DocumentCollector
 
         results = DocumentList()
@@ -174,7 +183,10 @@ class CallRunner:
             classify=classify,
             from_strings=from_strings,
         )
-        return results if keep else None
+        if not keep:
+            return None
+        container = docarray_results(like, results[0] if results else None)
+        return results if container is None else container(results)
 
     async def run(
         self,

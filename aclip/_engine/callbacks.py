@@ -41,6 +41,10 @@ class Response:
     failed, and ``status`` then says why. ``docs`` (a :class:`~aclip.DocumentList` of new Documents with
     their embeddings) and ``parameters`` are converted only when read.
 
+    Code written for upstream clip_client reads jina's DataRequest instead, and those paths work too:
+    ``response.data.docs`` is ``response.docs``, and ``response.header`` is the answer's header as sent
+    (``response.header.status.description``, ``.code``, ``response.header.request_id``, ...).
+
     Example::
 
         def on_done(response):
@@ -73,6 +77,17 @@ class Response:
             self._docs = answer_documents(self._batch, self._documents())
         return self._docs
 
+    @property
+    def data(self) -> _Data:
+        """``data.docs`` is :attr:`docs`: the read path of jina's DataRequest, which upstream callbacks use."""
+        return _Data(self)
+
+    @property
+    def header(self) -> Any:
+        """The answer's header as the server sent it (jina's ``HeaderProto``): ``header.status.description``,
+        ``header.status.code``, ``header.request_id``, ``header.exec_endpoint``. Read it; do not change it."""
+        return self._message.header
+
     def _documents(self) -> List[DocumentProto]:
         return list(self._message.data.docs.docs)
 
@@ -94,6 +109,19 @@ class Response:
             return stamp.ToDatetime(tzinfo=datetime.timezone.utc)  # type: ignore[no-any-return]
 
         return [Route(r.executor, moment(r, "start_time"), moment(r, "end_time")) for r in self._message.routes]
+
+
+class _Data:
+    """What ``Response.data`` reads as: its ``docs``."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    @property
+    def docs(self) -> DocumentList:
+        return self._response.docs
 
 
 #: A callback takes the Response; it may be a coroutine function.

@@ -52,7 +52,8 @@ import enum
 import itertools
 import math
 import os
-from typing import Any, Iterable, Iterator, Mapping, NoReturn, Optional, Tuple
+import sys
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, NoReturn, Optional, Tuple
 
 import numpy as np
 
@@ -223,6 +224,22 @@ def check_encodable(value: str, position: int, what: str = "the string") -> None
             "with errors='replace', or drop it",
             position=position,
         ) from None
+
+
+def docarray_results(*values: object) -> Optional[Callable[[List[Any]], Any]]:
+    """docarray's ``DocumentArray`` when any of ``values`` (the caller's container, a Document of theirs)
+    comes from docarray, else None. Found by the objects' type: docarray is loaded already then, and aclip
+    never imports it itself.
+
+    Example::
+
+        docarray_results(DocumentArray(), None)   # DocumentArray
+        docarray_results([], Document(text="x"))  # None: aclip's own Document
+    """
+    for value in values:
+        if type(value).__module__.split(".", 1)[0] == "docarray":
+            return sys.modules["docarray"].DocumentArray  # type: ignore[no-any-return]
+    return None
 
 
 def is_document_like(value: object) -> bool:

@@ -181,10 +181,10 @@ def test_index_then_search_agrees(servers: Dict[str, str]) -> None:
 def test_profile_breaks_down_the_gateway_time(servers: Dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     with Client(servers["gateway"], timeout=60) as client:
         times = client.profile("hello, world")
-    assert set(times) == {"roundtrip", "client_server_network", "server", "gateway_clip_network", "clip_model"}
+    assert set(times) == {"Roundtrip", "Client-server network", "Server", "Gateway-CLIP network", "CLIP model"}
     assert all(value >= 0 for value in times.values()), times
-    assert 0 < times["server"] <= times["roundtrip"]
-    assert times["gateway_clip_network"] + times["clip_model"] == pytest.approx(times["server"])
+    assert 0 < times["Server"] <= times["Roundtrip"]
+    assert times["Gateway-CLIP network"] + times["CLIP model"] == pytest.approx(times["Server"])
     assert "CLIP model" in capsys.readouterr().out
 
 
