@@ -149,7 +149,9 @@ class ClipTestExecutor(Executor):
                 if doc.embedding is None:
                     continue
                 kept = Document(doc, copy=True)
-                kept.blob, kept.tensor, kept.matches = b"", None, DocumentArray()
+                if kept.blob or kept.tensor is not None:  # image content is not kept (a text is: blob, tensor
+                    kept.blob, kept.tensor = b"", None  # and text share one field, so clearing one clears all)
+                kept.matches = DocumentArray()
                 if doc.id in self._kept:
                     self._kept[doc.id] = kept
                 else:
@@ -191,4 +193,5 @@ class ClipTestExecutor(Executor):
         _embed(docs)
         if _truthy(parameters.get("drop_image_content", False)):
             for doc in docs:
-                doc.blob, doc.tensor = b"", None
+                if doc.blob or doc.tensor is not None:  # not a text's: blob, tensor and text share one field
+                    doc.blob, doc.tensor = b"", None

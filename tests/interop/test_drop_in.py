@@ -1,0 +1,146 @@
+"""A true drop-in: code written for clip_client, run with aclip imported in its place, against the real gateway.
+
+Each test is written the way upstream users write their code (docarray objects in, docarray selectors on the
+results, callbacks reading ``resp.data.docs``, profile keys, empty inputs) and runs twice on every protocol:
+once with the real ``clip_client.Client`` and once with ``aclip.Client``, against the same Jina 3.27
+gateway (fixture ``gateway``). Both clients are held to the same expectations; where aclip differs on
+purpose, the test says so and README's migration table has the row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, List
+
+import numpy as np
+import pytest
+
+import aclip
+from tests.interop.support import PROTOCOLS, import_docarray_v1, import_upstream
+
+docarray = import_docarray_v1()
+clip_client = import_upstream("clip_client")
+jina = import_upstream("jina")
+Document = docarray.Document
+DocumentArray = docarray.DocumentArray
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
+
+CLIENTS = {"clip_client": clip_client.Client, "aclip": aclip.Client}
+PROFILE_KEYS = {"Roundtrip", "Client-server network", "Server", "Gateway-CLIP network", "CLIP model"}
+
+
+@pytest.fixture(params=PROTOCOLS)
+def url(request: pytest.FixtureRequest, gateway: Dict[str, str]) -> str:
+    return gateway[str(request.param)]
+
+
+@pytest.fixture(params=sorted(CLIENTS))
+def client(request: pytest.FixtureRequest, url: str) -> Iterator[Any]:
+    """``Client(server=url)`` of upstream or of aclip: the only line a migrating user changes."""
+    made = CLIENTS[str(request.param)](server=url)
+    yield made
+    if hasattr(made, "close"):
+        made.close()
+
+
+@pytest.fixture
+def empty_index(gateway: Dict[str, str]) -> Iterator[None]:
+    def clear() -> None:
+        grpc_port = int(gateway["grpc"].rsplit(":", 1)[1])
+        jina.Client(host="127.0.0.1", port=grpc_port, protocol="grpc").post("/clear")
+
+    clear()
+    yield
+    clear()
+
+
+def texts(n: int) -> Any:
+    return DocumentArray([Document(text=f"sentence number {i}") for i in range(n)])
+
+
+def test_documents_in_give_the_same_documents_back_in_a_document_array(client: Any) -> None:
+    inputs = texts(5)
+    result = client.encode(inputs, batch_size=2)
+    assert isinstance(result, DocumentArray)
+    assert all(a is b for a, b in zip(inputs, result)) and len(result) == 5
+    assert result.embeddings.shape[0] == 5
+    assert np.asarray(result[:, "embedding"]).shape == result.embeddings.shape  # a docarray selector
+
+
+def test_a_list_of_docarray_documents_gives_a_document_array(client: Any) -> None:
+    inputs = [Document(id=str(i), text="hello, world") for i in range(4)]
+    result = client.encode(inputs)
+    assert isinstance(result, DocumentArray)
+    assert [d.id for d in result] == ["0", "1", "2", "3"]
+    assert inputs[0] is result[0]
+
+
+@pytest.mark.anyio
+async def test_aencode_in_an_executor_like_flow_returns_a_document_array(client: Any) -> None:
+    inputs = texts(3)
+    result = await client.aencode(inputs)
+    assert isinstance(result, DocumentArray) and result.embeddings.shape[0] == 3
+
+
+def test_strings_give_an_array(client: Any) -> None:
+    result = client.encode(["hello, world", "goodbye, world"])
+    assert isinstance(result, np.ndarray) and result.shape[0] == 2
+
+
+@pytest.mark.parametrize("call", ["encode", "rank", "index", "search"])
+def test_an_empty_document_array_gives_an_empty_document_array(client: Any, call: str, empty_index: None) -> None:
+    result = getattr(client, call)(DocumentArray())
+    assert isinstance(result, DocumentArray) and len(result) == 0
+
+
+def test_an_empty_list_gives_an_empty_result(client: Any) -> None:
+    """Upstream gives ``[]``, aclip an empty array (strings in, an array out): README's migration table."""
+    result = client.encode([])
+    assert len(result) == 0
+    assert isinstance(result, np.ndarray if isinstance(client, aclip.Client) else list)
+
+
+def test_rank_with_docarray_selectors(client: Any) -> None:
+    roots = DocumentArray(
+        [
+            Document(text="a photo of a cat", matches=[Document(text=t) for t in ("a cat", "a dog", "a car")]),
+            Document(text="a photo of a dog", matches=[Document(text=t) for t in ("a car", "a dog")]),
+        ]
+    )
+    result = client.rank(roots)
+    assert isinstance(result, DocumentArray) and result[0] is roots[0]
+    for root in result:
+        scores = root.matches[:, "scores__clip_score__value"]
+        assert scores == sorted(scores, reverse=True)
+        assert all(isinstance(match, Document) for match in root.matches)
+    pairs = result["@m", ["text", "scores__clip_score__value"]]  # upstream's guide reads ranks this way
+    assert len(pairs) == 2 and len(pairs[0]) == 5
+
+
+def test_index_then_search_with_docarray_selectors(client: Any, empty_index: None) -> None:
+    client.index(DocumentArray([Document(text=t) for t in ("a red apple", "a blue car", "a green tree")]))
+    result = client.search(DocumentArray([Document(text="a red apple")]), limit=2)
+    assert isinstance(result, DocumentArray)
+    assert result["@m", "text"][0] == "a red apple" and len(result[0].matches) == 2
+
+
+def test_profile_returns_upstreams_keys(client: Any) -> None:
+    times = client.profile()
+    assert set(times) == PROFILE_KEYS
+    assert times["Server"] <= times["Roundtrip"]
+
+
+def test_callbacks_read_the_answer_as_upstream_code_does(client: Any) -> None:
+    seen: List[Any] = []
+
+    def on_done(resp: Any) -> None:
+        seen.append((len(resp.data.docs), resp.header.status.code))
+
+    assert client.encode(texts(4), batch_size=2, on_done=on_done) is None
+    assert sorted(seen) == [(2, 0), (2, 0)]
+
+
+def test_the_credential_may_be_positional(url: str) -> None:
+    for make in CLIENTS.values():
+        made = make(url, {})  # upstream's default; no token: the gateway has no auth
+        assert made.encode(["positional"]).shape[0] == 1
