@@ -95,10 +95,12 @@ class AsyncClient:
     timeout — after an exponential backoff with jitter, on a new stream. encode, rank and search are
     retried; index is not, since it stores. Answers are placed exactly once.
 
-    An http(s) image URL goes to the server as a uri, for the server to download; with
-    ``fetch_remote_images`` the client downloads it instead, on the event loop: image/* (or untyped) answers
-    only, at most ``max_message_size`` bytes and 30 s each, through environment proxies only with
-    ``trust_env``, and never with the client's token or headers.
+    An http(s) image URL is downloaded by the client, as clip_client does (``fetch_remote_images``, on by
+    default), on the event loop: image/* (or untyped) answers only, at most ``max_message_size`` bytes and
+    30 s each, through environment proxies only with ``trust_env``, and never with the client's token or
+    headers. ``fetch_remote_images=False`` sends the URL for the server to download instead. A service
+    whose strings come from its users turns every string into a sentence (``strings_are_text``, below): a
+    client that downloads what its users name makes requests from the service's own network.
 
     ``transport=`` replaces the network for the one server given: ``MemoryTransport(handler)`` answers each
     request in this process (``aclip.testing.ReferenceExecutor().handle`` is the reference server as a
@@ -129,7 +131,7 @@ class AsyncClient:
         ca_file: Optional[str] = None,
         client_cert: Optional[str] = None,
         client_key: Optional[str] = None,
-        fetch_remote_images: bool = False,
+        fetch_remote_images: bool = True,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         headers: Optional[Mapping[str, str]] = None,

@@ -1,9 +1,9 @@
 """A true drop-in: code written for clip_client, run with aclip imported in its place, against the real gateway.
 
 Each test is written the way upstream users write their code (docarray objects in, docarray selectors on the
-results, callbacks reading ``resp.data.docs``, profile keys, empty inputs) and runs twice on every protocol:
-once with the real ``clip_client.Client`` and once with ``aclip.Client``, against the same Jina 3.27
-gateway (fixture ``gateway``). Both clients are held to the same expectations; where aclip differs on
+results, callbacks reading ``resp.data.docs``, profile keys, empty inputs, image URLs on 127.0.0.1) and runs
+twice on every protocol: once with the real ``clip_client.Client`` and once with ``aclip.Client``, against
+the same Jina 3.27 gateway (fixture ``gateway``). Both clients are held to the same expectations; where aclip differs on
 purpose, the test says so and README's migration table has the row.
 """
 
@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 import aclip
+from tests.helpers import expected_embedding
+from tests.image_host import IMAGE, ImageHost
 from tests.interop.support import PROTOCOLS, import_docarray_v1, import_upstream
 
 docarray = import_docarray_v1()
@@ -144,3 +146,23 @@ def test_the_credential_may_be_positional(url: str) -> None:
     for make in CLIENTS.values():
         made = make(url, {})  # upstream's default; no token: the gateway has no auth
         assert made.encode(["positional"]).shape[0] == 1
+
+
+@pytest.fixture(scope="module")
+def image_host() -> Iterator[ImageHost]:
+    with ImageHost() as running:
+        yield running
+
+
+def test_image_urls_are_downloaded_by_the_client(client: Any, image_host: ImageHost) -> None:
+    """Upstream downloads http(s) images itself and sends their bytes; aclip does the same by default."""
+    url = image_host.url("/good.png")
+    seen_before = len(image_host.requests)
+    vectors = client.encode([url, "a sentence"])
+    np.testing.assert_array_equal(vectors[0], expected_embedding(IMAGE))
+    result = client.encode(DocumentArray([Document(uri=url)]))
+    np.testing.assert_array_equal(result[0].embedding, expected_embedding(IMAGE))
+    agents = [headers.get("user-agent", "") for _, headers in image_host.requests[seen_before:]]
+    assert len(agents) == 2
+    if isinstance(client, aclip.Client):
+        assert all(agent.startswith("aclip/") for agent in agents)  # not the gateway's download
