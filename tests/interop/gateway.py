@@ -47,10 +47,13 @@ def main(argv: List[str]) -> int:
 
     from jina import Flow  # after go_offline(): importing jina may reach for the network otherwise
 
+    from tests.interop.aclip_executor import AclipEncoder
     from tests.interop.clip_test_executor import ClipTestExecutor
 
     flow = Flow(protocol=["grpc", "http", "websocket"], port=ports, host="127.0.0.1")
     flow = flow.add(uses=ClipTestExecutor, name="clip_t")  # the executor listens on 127.0.0.1 too
+    # /aclip-encode: an Executor that calls this gateway's /encode through aclip (upstream users write these).
+    flow = flow.add(uses=AclipEncoder, uses_with={"server": f"grpc://127.0.0.1:{ports[0]}"}, name="aclip_in_jina")
     stop = threading.Event()
     with flow:
         # Only now: a thread blocked reading stdin while jina forks its processes would deadlock them (the

@@ -9,13 +9,14 @@ purpose, the test says so and README's migration table has the row.
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any, Dict, Iterator, List
 
 import numpy as np
 import pytest
 
 import aclip
-from tests.helpers import expected_embedding
+from tests.helpers import expected_embedding, expected_text
 from tests.image_host import IMAGE, ImageHost
 from tests.interop.support import PROTOCOLS, import_docarray_v1, import_upstream
 
@@ -166,3 +167,84 @@ def test_image_urls_are_downloaded_by_the_client(client: Any, image_host: ImageH
     assert len(agents) == 2
     if isinstance(client, aclip.Client):
         assert all(agent.startswith("aclip/") for agent in agents)  # not the gateway's download
+
+
+@pytest.mark.parametrize("call", ["encode", "rank", "index", "search"])
+def test_with_on_done_and_on_always_the_call_returns_none(client: Any, call: str, empty_index: None) -> None:
+    done: List[Any] = []
+    always: List[Any] = []
+    failed: List[Any] = []
+    inputs = DocumentArray([Document(text="hello", matches=DocumentArray([Document(text="jina")]))])
+    result = getattr(client, call)(inputs, on_done=done.append, on_error=failed.append, on_always=always.append)
+    assert result is None
+    assert (len(done), len(always), len(failed)) == (1, 1, 0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ["hello, world", "goodbye, world"],
+        lambda: ("hello, world", "goodbye, world"),
+        lambda: (f"sentence {i}" for i in range(10)),
+    ],
+    ids=["list", "tuple", "generator"],
+)
+def test_plain_strings_in_every_container(client: Any, make: Any) -> None:
+    result = client.encode(make())
+    expected_rows = len(list(make()))
+    if isinstance(client, aclip.Client) or not hasattr(result, "embeddings"):
+        assert np.asarray(result).shape[0] == expected_rows
+    else:  # upstream gives a generator of strings a DocumentArray: README's migration table
+        assert result.embeddings.shape[0] == expected_rows
+
+
+def test_files_tensors_and_urls_keep_the_callers_documents(
+    client: Any, image_host: ImageHost, tmp_path: pathlib.Path
+) -> None:
+    for index in range(3):
+        (tmp_path / f"{index:05d}.png").write_bytes(IMAGE)
+    from_files = DocumentArray.from_files(str(tmp_path / "*.png"))
+    with_tensor = Document(uri=str(tmp_path / "00000.png")).load_uri_to_image_tensor()
+    inputs = DocumentArray(
+        [Document(uri=image_host.url("/good.png")), Document(text="hello, world"), with_tensor, *from_files]
+    )
+    contents = inputs.contents
+    result = client.encode(inputs)
+    assert isinstance(result, DocumentArray) and all(a is b for a, b in zip(inputs, result))
+    assert result.embeddings.shape[0] == 6
+    assert result.contents == contents or isinstance(client, clip_client.Client)  # aclip leaves content alone
+    assert not result[0].tensor
+
+
+def test_profile_of_a_sentence_and_of_an_image_file(client: Any, tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "00000.png"
+    path.write_bytes(IMAGE)
+    for content in ("hello world", str(path)):
+        assert set(client.profile(content=content)) == PROFILE_KEYS
+
+
+def test_a_single_string_is_refused(client: Any) -> None:
+    with pytest.raises(Exception):  # noqa: B017  # upstream raises some Exception; aclip an InputTypeError
+        client.encode("hello")
+
+
+def test_an_executor_may_return_what_aencode_returns(gateway: Dict[str, str]) -> None:
+    """A Jina Executor returning ``await aclip_client.aencode(docs)`` (tests/interop/aclip_executor.py): jina
+    takes only a DocumentArray, so this works only with docarray in, docarray out. Several callers at once,
+    each getting its own documents back."""
+    from multiprocessing.pool import ThreadPool
+
+    grpc_port = int(gateway["grpc"].rsplit(":", 1)[1])
+
+    def post(tag: str) -> Any:
+        inputs = DocumentArray([Document(id=f"{tag}_{i}", text=f"hello {i}") for i in range(6)])
+        return jina.Client(host="127.0.0.1", port=grpc_port, protocol="grpc").post(
+            "/aclip-encode", inputs=inputs, request_size=2
+        )
+
+    with ThreadPool(3) as pool:
+        answers = pool.map(post, [f"t{k}" for k in range(3)])
+    for tag, answer in zip([f"t{k}" for k in range(3)], answers):
+        assert [d.id for d in answer] == [f"{tag}_{i}" for i in range(6)]
+        for i, doc in enumerate(answer):
+            np.testing.assert_array_equal(doc.embedding, expected_text(f"hello {i}"))
