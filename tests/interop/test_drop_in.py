@@ -103,8 +103,9 @@ def test_an_empty_list_gives_an_empty_result(client: Any) -> None:
     assert isinstance(result, np.ndarray if isinstance(client, aclip.Client) else list)
 
 
-def test_rank_with_docarray_selectors(client: Any) -> None:
-    roots = DocumentArray(
+@pytest.mark.parametrize("container", [DocumentArray, list], ids=["DocumentArray", "list"])
+def test_rank_with_docarray_selectors(client: Any, container: Any) -> None:
+    roots = container(
         [
             Document(text="a photo of a cat", matches=[Document(text=t) for t in ("a cat", "a dog", "a car")]),
             Document(text="a photo of a dog", matches=[Document(text=t) for t in ("a car", "a dog")]),
@@ -248,3 +249,27 @@ def test_an_executor_may_return_what_aencode_returns(gateway: Dict[str, str]) ->
         assert [d.id for d in answer] == [f"{tag}_{i}" for i in range(6)]
         for i, doc in enumerate(answer):
             np.testing.assert_array_equal(doc.embedding, expected_text(f"hello {i}"))
+
+
+@pytest.mark.parametrize("call", ["encode", "rank", "index", "search"])
+def test_a_failed_request_goes_to_on_error(client: Any, call: str, empty_index: None) -> None:
+    """The test executor fails on a blob that is no image, as a CLIP server does."""
+    done: List[Any] = []
+    always: List[Any] = []
+    failed: List[str] = []
+    inputs = DocumentArray([Document(blob=b"not an image", matches=DocumentArray([Document(text="jina")]))])
+    result = getattr(client, call)(
+        inputs,
+        on_done=done.append,
+        on_error=lambda resp: failed.append(resp.header.status.description),
+        on_always=always.append,
+    )
+    assert result is None
+    assert (len(done), len(always), len(failed)) == (0, 1, 1)
+    assert "cannot identify image file" in failed[0]
+
+
+def test_an_unknown_scheme_is_a_value_error() -> None:
+    for make in CLIENTS.values():
+        with pytest.raises(ValueError):
+            make(server="other://127.0.0.1:8000")
