@@ -33,6 +33,7 @@ from .._wire.protobuf import (
 )
 from .._wire.status import ResponseStatus
 from .batches import Batch, ChosenIds
+from .inputs import docarray_results
 
 
 class ResultHandler:
@@ -322,22 +323,30 @@ def answer_documents(batch: Batch, docs: List[DocumentProto]) -> DocumentList:
 
     Where aclip's ids were on the wire, each gets its input's own id back (the caller's Document's; in
     strings mode there is none, and aclip's stays), and rank's matches the caller's match ids. An answer
-    with another number of documents than the batch (a failed request's may be) is taken as it is.
+    with another number of documents than the batch (a failed request's may be) is taken as it is. When the
+    caller's Documents are docarray's, these are docarray Documents in a ``DocumentArray`` (as upstream's
+    ``resp.data.docs`` is); else aclip's in a DocumentList.
     """
+    container = docarray_results(*(batch.sources or [])[:1])
     if len(docs) != len(batch.ids):
-        return DocumentList(document_from_proto(doc) for doc in docs)
+        if container is None or not batch.sources:
+            return DocumentList(document_from_proto(doc) for doc in docs)
+        return container([foreign_document_from_proto(type(batch.sources[0]), doc) for doc in docs])  # type: ignore[no-any-return]
     check_answer_ids(batch, docs)
     sources = batch.sources if isinstance(batch.ids, ChosenIds) else None
-    result = DocumentList()
+    result: List[Any] = []
     for offset, doc in enumerate(docs):
         own_id = None if sources is None else getattr(sources[offset], "id", None) or ""
-        document = document_from_proto(doc, doc_id=own_id, name=f"input {batch.start + offset}")
+        if container is not None and batch.sources is not None:
+            document = foreign_document_from_proto(type(batch.sources[offset]), doc, doc_id=own_id)
+        else:
+            document = document_from_proto(doc, doc_id=own_id, name=f"input {batch.start + offset}")
         match_ids = _caller_match_ids(batch, offset, doc)
         if match_ids is not None:
             for match, match_id in zip(document.matches, match_ids):
                 match.id = match_id
         result.append(document)
-    return result
+    return DocumentList(result) if container is None else container(result)
 
 
 def part_of(batch: Batch, message: DataRequestProto, docs: List[DocumentProto]) -> Part:

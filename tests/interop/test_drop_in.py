@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import aclip
+from aclip.testing import EMBEDDING_DIM
 from tests.helpers import expected_embedding, expected_text
 from tests.image_host import IMAGE, ImageHost
 from tests.interop.support import PROTOCOLS, import_docarray_v1, import_upstream
@@ -138,10 +139,13 @@ def test_callbacks_read_the_answer_as_upstream_code_does(client: Any) -> None:
     seen: List[Any] = []
 
     def on_done(resp: Any) -> None:
-        seen.append((len(resp.data.docs), resp.header.status.code))
+        docs = resp.data.docs  # docarray in, docarray out: new docarray Documents, with their embeddings
+        assert isinstance(docs, DocumentArray) and docs[:, "text"] == [d.text for d in docs]
+        seen.append((len(docs), docs.embeddings.shape[0], resp.header.status.code))
 
-    assert client.encode(texts(4), batch_size=2, on_done=on_done) is None
-    assert sorted(seen) == [(2, 0), (2, 0)]
+    inputs = texts(4)
+    assert client.encode(inputs, batch_size=2, on_done=on_done) is None
+    assert sorted(seen) == [(2, 2, 0), (2, 2, 0)]
 
 
 def test_the_credential_may_be_positional(url: str) -> None:
@@ -273,3 +277,111 @@ def test_an_unknown_scheme_is_a_value_error() -> None:
     for make in CLIENTS.values():
         with pytest.raises(ValueError):
             make(server="other://127.0.0.1:8000")
+
+
+def _search_inputs(kind: str, folder: pathlib.Path, image_url: str) -> Any:
+    """The inputs of clip_client's own index/search tests, with files of our own and a URL on 127.0.0.1."""
+    for index in range(2):
+        (folder / f"{index:05d}.png").write_bytes(IMAGE)
+    first = str(folder / "00000.png")
+    made = {
+        "list": lambda: [Document(text="hello, world"), Document(text="goodbye, world")],
+        "DocumentArray": lambda: DocumentArray([Document(text="hello, world"), Document(text="goodbye, world")]),
+        "generator": lambda: (Document(text="hello, world") for _ in range(10)),
+        "mixed": lambda: DocumentArray(
+            [
+                Document(uri=image_url),
+                Document(uri=first),
+                Document(text="hello, world"),
+                Document(uri=first).load_uri_to_image_tensor(),
+            ]
+        ),
+        "from_files": lambda: DocumentArray.from_files(str(folder / "*.png")),
+    }
+    return made[kind]()
+
+
+@pytest.mark.parametrize("kind", ["list", "DocumentArray", "generator", "mixed", "from_files"])
+@pytest.mark.parametrize("limit", [1, 2])
+def test_index_then_search_each_kind_of_input(
+    client: Any, kind: str, limit: int, empty_index: None, image_host: ImageHost, tmp_path: pathlib.Path
+) -> None:
+    url = image_host.url("/good.png")
+    indexed = client.index(_search_inputs(kind, tmp_path, url))
+    assert isinstance(indexed, DocumentArray) and indexed.embeddings.shape[1] == EMBEDDING_DIM
+    found = client.search(_search_inputs(kind, tmp_path, url), limit=limit)
+    assert isinstance(found, DocumentArray)
+    assert all(len(doc.matches) == limit for doc in found)
+
+
+@pytest.mark.anyio
+async def test_aindex_then_asearch(client: Any, empty_index: None) -> None:
+    indexed = await client.aindex(DocumentArray([Document(text="hello, world"), Document(text="goodbye, world")]))
+    assert isinstance(indexed, DocumentArray) and indexed.embeddings.shape[1] == EMBEDDING_DIM
+    found = await client.asearch((Document(text="hello, world") for _ in range(3)), limit=2)
+    assert isinstance(found, DocumentArray) and [len(doc.matches) for doc in found] == [2, 2, 2]
+
+
+@pytest.mark.parametrize("kind", ["list", "DocumentArray", "generator", "image_matches"])
+def test_rank_each_kind_of_input(client: Any, kind: str, image_host: ImageHost, tmp_path: pathlib.Path) -> None:
+    """clip_client's own rank inputs: an image URL root with text matches, or a text root with image matches."""
+    url = image_host.url("/good.png")
+    path = tmp_path / "00000.png"
+    path.write_bytes(IMAGE)
+
+    def image_root() -> Any:
+        return Document(uri=url, matches=[Document(text="hello, world"), Document(text="goodbye, world")])
+
+    made = {
+        "list": lambda: [image_root()],
+        "DocumentArray": lambda: DocumentArray([image_root()]),
+        "generator": lambda: (image_root() for _ in range(2)),
+        "image_matches": lambda: DocumentArray(
+            [Document(text="hello, world", matches=[Document(uri=url), Document(uri=str(path))])]
+        ),
+    }
+    result = client.rank(made[kind]())
+    assert isinstance(result, DocumentArray) and not result[0].tensor
+    clip_scores = result["@m", "scores__clip_score__value"]
+    cosines = result["@m", "scores__clip_score_cosine__value"]
+    assert clip_scores and all(value is not None and value > 0 for value in clip_scores)
+    assert all(value is not None for value in cosines)
+
+
+@pytest.mark.anyio
+async def test_aencode_keeps_the_callers_order_beside_other_tasks(client: Any) -> None:
+    import asyncio
+
+    inputs = DocumentArray([Document(id=str(i), text="hello, world") for i in range(20)])
+    other = asyncio.create_task(asyncio.sleep(0.2))
+    result = await client.aencode(inputs, batch_size=1)
+    await other
+    assert isinstance(result, DocumentArray)
+    assert all(inputs[i] is result[i] and result[i].id == str(i) for i in range(20))
+
+
+def test_the_guides_callbacks_with_strings(client: Any) -> None:
+    """The client guide's callback example: a dict as the database, one count per request."""
+    db: Dict[str, Any] = {}
+    counts: List[int] = []
+
+    def my_on_done(resp: Any) -> None:
+        for doc in resp.docs:
+            db[doc.id] = doc
+
+    def my_on_always(resp: Any) -> None:
+        counts.append(len(resp.docs))
+
+    client.encode(["hello", "world"], on_done=my_on_done, on_error=lambda resp: None, on_always=my_on_always)
+    assert len(db) == 2 and all(doc.embedding is not None for doc in db.values())
+    assert counts == [2]
+
+
+def test_a_glob_of_image_paths_as_the_guide_encodes_them(client: Any, tmp_path: pathlib.Path) -> None:
+    from glob import iglob
+
+    for index in range(3):
+        (tmp_path / f"{index}.png").write_bytes(IMAGE)
+    result = client.encode(iglob(str(tmp_path / "*.png")))
+    rows = result if isinstance(client, aclip.Client) else result.embeddings  # README's migration table
+    np.testing.assert_array_equal(np.asarray(rows), np.stack([expected_embedding(IMAGE)] * 3))
