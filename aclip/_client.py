@@ -8,7 +8,6 @@ the servers set aside after repeated failures.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import ssl
 import time
@@ -17,7 +16,6 @@ from types import TracebackType
 from typing import (
     TYPE_CHECKING,
     Any,
-    AsyncGenerator,
     AsyncIterator,
     Dict,
     Iterable,
@@ -193,10 +191,6 @@ class AsyncClient:
     @property
     def _closed(self) -> bool:  # the sync Client's closed state too
         return self._pool.closed
-
-    def _close_soon(self, keep: Optional[asyncio.AbstractEventLoop]) -> Optional[AsyncGenerator[None, None]]:
-        """The synchronous half of :meth:`aclose`, for the sync Client: :meth:`TransportPool.close_soon`."""
-        return self._pool.close_soon(keep)
 
     async def aclose(self) -> None:
         """Close the client's connections; later calls raise ClientClosedError, and so do calls in flight.

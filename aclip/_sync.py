@@ -259,7 +259,7 @@ class Client:
         with self._lock:  # no call starts a loop thread or a connection once the client is marked closed
             portal, portal_cm, loop = self._portal, self._portal_cm, self._portal_loop
             self._portal = self._portal_cm = self._portal_loop = None
-            closer = self._async._close_soon(loop)
+            closer = self._async._pool.close_soon(loop)
         if portal is not None and portal_cm is not None:
             try:
                 if closer is not None:
@@ -276,7 +276,7 @@ class Client:
         """
         with self._lock:
             portal_running = self._portal is not None
-            closer = None if portal_running else self._async._close_soon(asyncio.get_running_loop())
+            closer = None if portal_running else self._async._pool.close_soon(asyncio.get_running_loop())
         if portal_running:
             import anyio.to_thread
 

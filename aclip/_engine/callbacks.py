@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import inspect
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 
 from .._models import DocumentList
@@ -78,9 +79,9 @@ class Response:
         return self._docs
 
     @property
-    def data(self) -> _Data:
+    def data(self) -> SimpleNamespace:
         """``data.docs`` is :attr:`docs`: the read path of jina's DataRequest, which upstream callbacks use."""
-        return _Data(self)
+        return SimpleNamespace(docs=self.docs)
 
     @property
     def header(self) -> Any:
@@ -109,19 +110,6 @@ class Response:
             return stamp.ToDatetime(tzinfo=datetime.timezone.utc)  # type: ignore[no-any-return]
 
         return [Route(r.executor, moment(r, "start_time"), moment(r, "end_time")) for r in self._message.routes]
-
-
-class _Data:
-    """What ``Response.data`` reads as: its ``docs``."""
-
-    __slots__ = ("_response",)
-
-    def __init__(self, response: Response) -> None:
-        self._response = response
-
-    @property
-    def docs(self) -> DocumentList:
-        return self._response.docs
 
 
 #: A callback takes the Response; it may be a coroutine function.
