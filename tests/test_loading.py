@@ -235,6 +235,10 @@ async def test_a_fetcher_opens_a_session_only_for_a_remote_image(host: ImageHost
     assert fetcher._session is None and session.closed  # closed with the block
     with pytest.raises(RuntimeError, match="open fetcher"):
         await fetcher.fetch(host.url("/good.png"), 0, until=math.inf)
+    never_entered = _fetcher()
+    with pytest.raises(RuntimeError, match="open fetcher"):  # a session made here would never be closed
+        await never_entered.fetch(host.url("/good.png"), 0, until=math.inf)
+    assert never_entered._session is None
 
 
 async def test_a_trickling_host_is_bounded_by_the_deadline(host: ImageHost) -> None:

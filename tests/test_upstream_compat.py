@@ -6,12 +6,15 @@ expectations against the real Jina gateway, with docarray objects and beside the
 
 from __future__ import annotations
 
+import sys
+import types
+import warnings
 from typing import Any, Iterator, List
 
 import pytest
 
-from aclip import AsyncClient, Client, Document, DocumentList, Response
-from aclip.testing import EMBEDDING_DIM, ReferenceServer, serve_in_thread
+from aclip import AsyncClient, Client, Document, DocumentList, MemoryTransport, Response
+from aclip.testing import EMBEDDING_DIM, ReferenceExecutor, ReferenceServer, serve_in_thread
 from tests.conftest import PROTOCOLS, Endpoint
 
 pytestmark = pytest.mark.anyio
@@ -77,3 +80,45 @@ async def test_an_error_callback_reads_the_status_description(plain_endpoint: En
     assert docs is not None and docs[0].embedding is None  # with on_error alone the call goes on
     assert len(descriptions) == 1
     assert "InjectedFailure" in descriptions[0]  # the executor's exception, as jina's gateway writes it
+
+
+def _fake_docarray(monkeypatch: pytest.MonkeyPatch, *, with_document_array: bool) -> type:
+    """A module named docarray (v1 has DocumentArray, v2 not) and a Document class that claims to be its."""
+    module = types.ModuleType("docarray")
+
+    class FakeDocumentArray(list):  # type: ignore[type-arg]
+        pass
+
+    if with_document_array:
+        module.DocumentArray = FakeDocumentArray  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "docarray", module)
+
+    class FakeDocument:
+        def __init__(self, text: str) -> None:
+            self.text, self.embedding = text, None
+
+    FakeDocument.__module__ = "docarray.document"
+    return FakeDocument
+
+
+@pytest.mark.parametrize("with_document_array", [True, False], ids=["docarray-v1", "docarray-v2"])
+async def test_docarray_documents_come_back_in_docarrays_container_when_it_has_one(
+    monkeypatch: pytest.MonkeyPatch, with_document_array: bool
+) -> None:
+    fake_document = _fake_docarray(monkeypatch, with_document_array=with_document_array)
+    inputs = [fake_document("a"), fake_document("b")]
+    async with AsyncClient("grpc://in-memory:1", transport=MemoryTransport(ReferenceExecutor().handle)) as client:
+        result: Any = await client.aencode(inputs)  # type: ignore[call-overload]
+    expected = sys.modules["docarray"].DocumentArray if with_document_array else DocumentList
+    assert type(result) is expected
+    assert all(a is b and b.embedding is not None for a, b in zip(inputs, result))
+
+
+async def test_a_long_input_gives_no_warning() -> None:
+    """Upstream warns past 500 inputs that one bad input aborts the request; aclip checks each input before
+    its batch is sent and streams in bounded memory, so it has nothing to warn about (README's table)."""
+    async with AsyncClient("grpc://in-memory:1", transport=MemoryTransport(ReferenceExecutor().handle)) as client:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            vectors = await client.aencode([f"sentence {i}" for i in range(600)], batch_size=64)
+    assert vectors.shape == (600, EMBEDDING_DIM)

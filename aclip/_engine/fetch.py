@@ -90,17 +90,18 @@ class ImageFetcher:
         self.ssl_context = ssl_context
         self.time_limit = time_limit
         self._session: Optional[aiohttp.ClientSession] = None
-        self._closed = False
+        self._open_block = False  # inside its ``async with``: only then may a session be made
 
     def __repr__(self) -> str:
         return f"ImageFetcher(max_bytes={self.max_bytes}, trust_env={self.trust_env})"
 
     async def __aenter__(self) -> ImageFetcher:
+        self._open_block = True
         return self
 
     def _open(self) -> aiohttp.ClientSession:
         """The session, made on the first download (no await: two downloads cannot both make one)."""
-        if self._closed:
+        if not self._open_block:  # a session made outside the block would never be closed
             raise RuntimeError("ImageFetcher.fetch() needs an open fetcher: use it in 'async with'")
         if self._session is not None:
             return self._session
@@ -121,7 +122,7 @@ class ImageFetcher:
     async def __aexit__(
         self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        self._closed = True
+        self._open_block = False
         session, self._session = self._session, None
         if session is not None:
             with anyio.move_on_after(_CLOSE_LIMIT, shield=True):  # never waited for without end

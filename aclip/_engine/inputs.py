@@ -228,8 +228,9 @@ def check_encodable(value: str, position: int, what: str = "the string") -> None
 
 def docarray_results(*values: object) -> Optional[Callable[[List[Any]], Any]]:
     """docarray's ``DocumentArray`` when any of ``values`` (the caller's container, a Document of theirs)
-    comes from docarray, else None. Found by the objects' type: docarray is loaded already then, and aclip
-    never imports it itself.
+    comes from docarray v1, else None. Found by the objects' type: docarray is loaded already then, and
+    aclip never imports it itself. docarray v2 has no ``DocumentArray`` (its documents are typed models):
+    its Documents come back in a DocumentList.
 
     Example::
 
@@ -238,7 +239,7 @@ def docarray_results(*values: object) -> Optional[Callable[[List[Any]], Any]]:
     """
     for value in values:
         if type(value).__module__.split(".", 1)[0] == "docarray":
-            return sys.modules["docarray"].DocumentArray  # type: ignore[no-any-return]
+            return getattr(sys.modules.get("docarray"), "DocumentArray", None)
     return None
 
 
